@@ -1,0 +1,198 @@
+"""The `genoml` command line (Typer): the only module that knows about flags, stdout and exit codes.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input or usage, 3 unsafe model file, 130 interrupted.
+Data goes to stdout (or -o), messages and progress to stderr; `-` means stdin/stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from genoml import __version__
+from genoml.errors import GenomlError, InputError, NotImplementedYetError
+from genoml.log import setup_logging
+
+log = logging.getLogger("genoml")
+
+app = typer.Typer(
+    name="genoml",
+    help="Transfer learning on DNA and protein sequences: pretrain, fine-tune, predict, interpret.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"genoml {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only warnings and errors on stderr.")] = False,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More detail on stderr.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    setup_logging(-1 if quiet else min(verbose, 1))
+
+
+def _classes(values: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for v in values or []:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--class {v!r}: expected NAME=FILE, e.g. --class promoter=prom.fa")
+        out.append((name, path))
+    return out
+
+
+# ---------------------------------------------------------------- finetune
+
+
+@app.command()
+def finetune(
+    train: Annotated[str | None, typer.Argument(help="Training sequences: FASTA, CSV/TSV (sequence,label), or '-'.")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Run directory to write.")] = "runs/finetune",
+    labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label joined to FASTA ids.")] = None,
+    class_: Annotated[list[str] | None, typer.Option("--class", help="NAME=FILE: one FASTA per class (repeat).")] = None,
+    bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome); label in --label-column.")] = None,
+    genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed (plain or bgzip).")] = None,
+    label_column: Annotated[int | None, typer.Option(help="1-based BED column holding the label.")] = None,
+    valid: Annotated[str | None, typer.Option(help="Validation file (else a stratified split of train).")] = None,
+    test: Annotated[str | None, typer.Option(help="Test file (else a stratified split of train).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Hub id, model folder, cnn, rnn, kmer-linear, random:<preset>; default: embedded.")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
+    strategy: Annotated[str, typer.Option(help="probe | partial:N | lora | full.")] = "full",
+    pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    head: Annotated[str, typer.Option(help="linear | mlp.")] = "linear",
+    task: Annotated[str, typer.Option(help="auto | binary | multiclass | multilabel | regression.")] = "auto",
+    class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse frequency.")] = False,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on the validation metric).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 32,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default depends on the strategy).")] = None,
+    patience: Annotated[int, typer.Option(help="Epochs without improvement before stopping.")] = 3,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    max_tokens: Annotated[int | None, typer.Option("--window", "--max-tokens", help="Tokens per window.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Window stride in bases (default: half a window).")] = None,
+    aggregate: Annotated[str, typer.Option(help="Combine window logits by mean | max.")] = "mean",
+    rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
+    rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
+    alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
+    rna: Annotated[bool, typer.Option(help="Map U to T (RNA input).")] = False,
+    valid_fraction: Annotated[float, typer.Option(help="Validation share when no --valid.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Test share when no --test.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
+    attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
+    adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+) -> None:
+    """Fine-tune an encoder (or train a baseline) on labelled sequences; writes a run directory."""
+    from genoml.config import DataConfig, FinetuneConfig
+    from genoml.finetune import run_finetune
+
+    if train is None and not class_ and not bed:
+        raise InputError("finetune: give a training file, --class NAME=FILE options, or --bed with --genome")
+    cfg = FinetuneConfig(
+        data=DataConfig(train=train, labels=labels, classes=_classes(class_), bed=bed, genome=genome,
+                        label_column=label_column, valid=valid, test=test, alphabet=alphabet, rna=rna,
+                        valid_fraction=valid_fraction, test_fraction=test_fraction),
+        out=out, force=force, resume=resume, model=model, revision=revision, trust_remote_code=trust_remote_code,
+        strategy=strategy, pooling=pooling, head=head, task=task, class_weights=class_weights, epochs=epochs,
+        batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
+        stride=stride, aggregate=aggregate, rc_augment=rc_augment, rc_average=rc_average, seed=seed,
+        time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
+        adapt_steps=adapt_steps,
+    )
+    result = run_finetune(cfg, command=["genoml", *sys.argv[1:]])
+    print(result["out"])
+    if result["stopped"] == "interrupted":
+        raise typer.Exit(130)
+
+
+# ---------------------------------------------------------------- not yet built
+
+
+def _not_yet(name: str, issue: int) -> None:
+    raise NotImplementedYetError(f"'genoml {name}' is not implemented yet (tracked in issue {issue})")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pretrain() -> None:
+    """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
+    _not_yet("pretrain", 6)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def predict() -> None:
+    """Streaming inference: one output row per input record, in input order."""
+    _not_yet("predict", 4)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate() -> None:
+    """Metrics and report of a trained run on labelled sequences."""
+    _not_yet("evaluate", 4)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def embed() -> None:
+    """Per-sequence embeddings (npz) from a run or a pretrained model."""
+    _not_yet("embed", 4)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def attention() -> None:
+    """Attention maps, per-base attributions and motifs for chosen sequences."""
+    _not_yet("attention", 5)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench() -> None:
+    """Compare models on the same splits, seeds and budget."""
+    _not_yet("bench", 7)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (callable from tests)."""
+    setup_logging(0)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="genoml", standalone_mode=False)
+    except GenomlError as e:
+        log.error("error: %s", e)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as e:
+        e.show(file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,145 @@
+"""Typed run configuration: every default of finetune/predict lives here, with a JSON round trip.
+
+`FinetuneConfig` is what `genoml finetune` builds from its flags and what `genoml.json` stores,
+so a run can be repeated from its own folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genoml.errors import InputError
+
+STRATEGIES = ("probe", "partial", "lora", "full")
+TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
+BASELINE_MODELS = ("cnn", "rnn", "kmer-linear")
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled sequences come from (see `genoml.io.InputSpec`)."""
+
+    train: str | None = None
+    labels: str | None = None
+    classes: list[tuple[str, str]] = field(default_factory=list)
+    bed: str | None = None
+    genome: str | None = None
+    label_column: int | None = None
+    valid: str | None = None
+    test: str | None = None
+    alphabet: str = "auto"
+    rna: bool = False
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+@dataclass
+class FinetuneConfig:
+    """All settings of one fine-tuning run (defaults chosen for small CPU runs)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    out: str = "runs/finetune"
+    force: bool = False
+    resume: bool = False
+    model: str | None = None  # None = genoml's embedded default for the detected alphabet
+    revision: str | None = None
+    trust_remote_code: bool = False
+    strategy: str = "full"  # probe | partial:N | lora | full
+    pooling: str = "mean"  # mean | cls
+    head: str = "linear"  # linear | mlp
+    task: str = "auto"
+    standardize: bool = True  # regression targets
+    class_weights: bool = False
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | None = None  # None = a default per strategy (see default_lr)
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    patience: int = 3
+    grad_accum: int = 1
+    clip_norm: float = 1.0
+    max_tokens: int | None = None  # None = the model's maximum
+    stride: int | None = None  # window stride in bases; None = half a window
+    aggregate: str = "mean"  # mean | max over windows
+    rc_augment: bool = False
+    rc_average: bool = False
+    seed: int = 0
+    time_budget_min: float | None = None
+    threads: int | None = None
+    threshold: float = 0.5
+    baselines: bool = True
+    attention: bool = True
+    adapt_steps: int = 0
+    lora_rank: int = 8
+
+    def strategy_name(self) -> str:
+        return self.strategy.split(":", 1)[0]
+
+    def partial_layers(self) -> int:
+        """N of `partial:N` (default 2)."""
+        name, _, n = self.strategy.partition(":")
+        if name != "partial":
+            return 0
+        return int(n) if n else 2
+
+    def default_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        if self.model in ("cnn", "rnn"):
+            return 2e-3
+        return {"probe": 2e-3, "partial": 2e-4, "lora": 1e-3, "full": 1e-4}[self.strategy_name()]
+
+    def validate(self) -> None:
+        """Refuse bad flag values with a message naming the flag."""
+        name, _, n = self.strategy.partition(":")
+        if name not in STRATEGIES or (n and (name != "partial" or not n.isdigit())):
+            raise InputError(
+                f"--strategy: '{self.strategy}' is not a strategy; use one of probe, partial:N (e.g. partial:2), lora, full"
+            )
+        if self.task not in TASKS:
+            raise InputError(f"--task: '{self.task}' is not a task; use one of {', '.join(TASKS)}")
+        if self.pooling not in ("mean", "cls"):
+            raise InputError(f"--pooling: '{self.pooling}' is not supported; use mean or cls")
+        if self.head not in ("linear", "mlp"):
+            raise InputError(f"--head: '{self.head}' is not supported; use linear or mlp")
+        if self.aggregate not in ("mean", "max"):
+            raise InputError(f"--aggregate: '{self.aggregate}' is not supported; use mean or max")
+        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise InputError(f"{flag}: must be at least 1, got {value}")
+        if not 0 <= self.data.valid_fraction < 0.5 or not 0 <= self.data.test_fraction < 0.5:
+            raise InputError("--valid-fraction/--test-fraction: must be in [0, 0.5)")
+        if self.max_tokens is not None and self.max_tokens < 4:
+            raise InputError(f"--max-tokens: must be at least 4, got {self.max_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        d = dict(d)
+        data = DataConfig(**{**d.pop("data", {})})
+        data.classes = [tuple(c) for c in data.classes]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(data=data, **{k: v for k, v in d.items() if k in known})
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

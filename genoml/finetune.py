@@ -1,0 +1,486 @@
+"""`genoml finetune`: labelled sequences + an encoder (or baseline) -> a run directory.
+
+Steps: read and split the data, infer the task, build the model and apply the strategy, train
+with the one loop in `genoml.train` (probe: on cached features), evaluate valid/test with the
+shared inference code, then write weights, genoml.json, metrics.json, report and model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genoml.config import FinetuneConfig, write_json
+from genoml.data import LabelSpace, bucketed_batches, collate, make_windows, stratified_split, token_budget_batches
+from genoml.errors import GenomlError, InputError
+from genoml.inference import Predictor, logits_to_scores, reverse_complement
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Split:
+    name: str
+    ids: list[str]
+    seqs: list[str]
+    labels: list[str]
+    source: str | None = None
+
+
+def sha256(path: str | None) -> str | None:
+    if not path or path == "-" or not Path(path).is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read(cfg: FinetuneConfig, path: str | None, with_extras: bool) -> tuple[list, str]:
+    from genoml.io import InputSpec, read_records
+
+    d = cfg.data
+    spec = InputSpec(
+        path=path, labels=d.labels if with_extras else None, classes=d.classes if with_extras else [],
+        bed=d.bed if with_extras else None, genome=d.genome if with_extras else None,
+        alphabet=d.alphabet, rna=d.rna,
+    )
+    if with_extras and d.label_column is not None and hasattr(spec, "label_column"):
+        spec.label_column = d.label_column
+    records = list(read_records(spec))
+    if not records:
+        raise InputError(f"{path or 'input'}: no sequences found")
+    return records, path or (d.bed or "classes")
+
+
+def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
+    """Read train (+valid/test, or a seeded stratified split) -> splits and the alphabet."""
+    from genoml.io import detect_alphabet
+
+    d = cfg.data
+    train, src = _read(cfg, d.train, True)
+    alphabet = d.alphabet if d.alphabet != "auto" else detect_alphabet(r.seq for r in train[:200])
+    splits = {"train": Split("train", [r.id for r in train], [r.seq for r in train], [r.label for r in train], src)}
+    for name, path in (("valid", d.valid), ("test", d.test)):
+        if path:
+            recs, _ = _read(cfg, path, False)
+            splits[name] = Split(name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path)
+    missing = [n for n in ("valid", "test") if n not in splits]
+    if missing:
+        full = splits["train"]
+        fr = (d.valid_fraction if "valid" in missing else 0.0, d.test_fraction if "test" in missing else 0.0)
+        tr, va, te = stratified_split(full.labels, fr, cfg.seed)
+        parts = {"train": tr, "valid": va, "test": te}
+        for name in ["train", *missing]:
+            idx = parts[name]
+            if len(idx):
+                splits[name] = Split(name, [full.ids[i] for i in idx], [full.seqs[i] for i in idx],
+                                     [full.labels[i] for i in idx], f"{full.source} (split, seed {cfg.seed})")
+        log.info("split %s: %s", full.source, ", ".join(f"{n}={len(s.seqs)}" for n, s in splits.items()))
+    return splits, alphabet
+
+
+# ---------------------------------------------------------------- model
+
+
+def default_model(alphabet: str) -> str:
+    from genoml.pretrained import default_model_dir
+
+    path = default_model_dir(alphabet)
+    if path is None:
+        raise InputError(
+            f"no embedded genoml {alphabet} model is installed; pass --model <hub id or folder> "
+            "(or --model cnn / rnn / kmer-linear for a baseline)"
+        )
+    return str(path)
+
+
+def build_model(cfg: FinetuneConfig, alphabet: str, labels: LabelSpace):
+    """-> (SequenceModel, tokenizer, max_tokens, source description)."""
+    from genoml.models import SequenceModel, build_baseline, load_hf_encoder, max_positions
+    from genoml.tokenizers import build_tokenizer, load_tokenizer
+
+    name = cfg.model or default_model(alphabet)
+    common = dict(labels=labels.names, task=labels.task)
+    if name in ("cnn", "rnn"):
+        tok = build_tokenizer("char" if alphabet == "dna" else "esm")
+        model = build_baseline(name, tok, labels.n_out, head=cfg.head, **common)
+        return model, tok, cfg.max_tokens or 1024, name
+    if name.startswith("random:"):
+        from genoml.presets import build_random_encoder
+
+        tok = build_tokenizer("char" if alphabet == "dna" else "esm")
+        encoder = build_random_encoder(name.split(":", 1)[1], tok, 512)
+        source = name
+    else:
+        encoder = load_hf_encoder(name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+        tok = load_tokenizer(name) if Path(name).is_dir() else load_tokenizer(_hub_snapshot(name, cfg))
+        source = name
+    if tok.alphabet != alphabet:
+        raise InputError(f"--model {name}: a {tok.alphabet} model, but the input sequences are {alphabet}")
+    max_tokens = min(cfg.max_tokens or max_positions(encoder), max_positions(encoder))
+    model = SequenceModel("hf", encoder, labels.n_out, tokenizer=tok, pooling=cfg.pooling, head=cfg.head, **common)
+    return model, tok, max_tokens, source
+
+
+def _hub_snapshot(name: str, cfg: FinetuneConfig) -> str:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, revision=cfg.revision, allow_patterns=["*.json", "*.txt", "*.model"])
+    except Exception as e:  # noqa: BLE001
+        from genoml.models import HUB_HINT
+
+        raise InputError(f"--model {name}: {HUB_HINT} ({type(e).__name__})") from None
+
+
+# ---------------------------------------------------------------- training
+
+
+def loss_function(labels: LabelSpace, class_weights: torch.Tensor | None):
+    if labels.task == "regression":
+        return lambda logits, y: nn.functional.mse_loss(logits.squeeze(-1), y)
+    if labels.task == "multilabel":
+        return lambda logits, y: nn.functional.binary_cross_entropy_with_logits(logits, y)
+    return lambda logits, y: nn.functional.cross_entropy(logits, y, weight=class_weights)
+
+
+class FeatureHead(nn.Module):
+    """Probe: the trainable head applied to cached pooled features (B, H) -> (B, C)."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.classifier = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
+
+@torch.no_grad()
+def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int = 16384) -> torch.Tensor:
+    """Pooled encoder features for every window (W, H): computed once, reused every epoch."""
+    model.eval()
+    out = None
+    for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
+        x, mask = collate([ids[i] for i in idx], pad_id)
+        f = model.features(x, mask)  # (B, H)
+        if out is None:
+            out = torch.zeros(len(ids), f.shape[1])
+        out[torch.as_tensor(idx)] = f.float()
+    return out
+
+
+class Job:
+    """Holds one run's data, model and settings while it trains and evaluates."""
+
+    def __init__(self, cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet: str):
+        self.cfg, self.out, self.splits, self.alphabet = cfg, out, splits, alphabet
+        self.labels = LabelSpace.infer(splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source))
+        self.targets = {n: self.labels.encode(s.labels, where=str(s.source)) for n, s in splits.items()}
+
+    def predictor(self, model, tokenizer, max_tokens: int) -> Predictor:
+        return Predictor(model, self.labels, tokenizer=tokenizer, max_tokens=max_tokens, stride=self.cfg.stride,
+                         aggregate=self.cfg.aggregate, rc_average=self.cfg.rc_average and self.alphabet == "dna")
+
+    def class_weights(self) -> torch.Tensor | None:
+        if not self.cfg.class_weights or self.labels.task not in ("binary", "multiclass"):
+            return None
+        counts = torch.bincount(self.targets["train"], minlength=self.labels.n_out).float().clamp(min=1)
+        return counts.sum() / (len(counts) * counts)
+
+    def train_items(self, tokenizer, max_tokens: int):
+        """Training windows (with reverse complements under --rc-augment) and their targets."""
+        seqs = list(self.splits["train"].seqs)
+        y = self.targets["train"]
+        if self.cfg.rc_augment and self.alphabet == "dna":
+            seqs += [reverse_complement(s) for s in seqs]
+            y = torch.cat([y, y])
+        win = make_windows(seqs, tokenizer, max_tokens, self.cfg.stride)
+        return win.ids, y[torch.as_tensor(win.parent)]
+
+    def evaluate_split(self, predictor: Predictor, name: str) -> tuple[dict, np.ndarray]:
+        from genoml.metrics import compute_metrics
+
+        scores = predictor.scores(self.splits[name].seqs)
+        y = self.targets[name].numpy()
+        if self.labels.task == "regression":
+            y = y * self.labels.std + self.labels.mean
+        return compute_metrics(self.labels.task, y, scores, self.labels.names, self.cfg.threshold), scores
+
+
+def train_torch(job: Job, model, tokenizer, max_tokens: int):
+    """Train a SequenceModel (or its head on cached features) with the shared loop. Returns TrainResult."""
+    from genoml.metrics import headline_metric
+    from genoml.strategies import count_parameters
+    from genoml.train import TrainConfig, Trainer
+
+    cfg = job.cfg
+    ids, y = job.train_items(tokenizer, max_tokens)
+    probe = model.arch == "hf" and cfg.strategy_name() == "probe"
+    t0 = time.time()
+    if probe:
+        feats = encode_features(model, ids, tokenizer.pad_id)
+        valid_feats = (
+            encode_features(model, make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride).ids,
+                            tokenizer.pad_id) if "valid" in job.splits else None
+        )
+        log.info("probe: cached %d training windows' features in %.1fs", len(ids), time.time() - t0)
+        trainee = FeatureHead(model.classifier)
+    else:
+        trainee = model
+    trainable, total = count_parameters(model)
+    log.info("parameters: %s trainable of %s (%.2f%%), strategy %s", f"{trainable:,}", f"{total:,}",
+             100 * trainable / max(total, 1), cfg.strategy if model.arch == "hf" else "full (baseline)")
+    steps_per_epoch = max(1, math.ceil(len(ids) / cfg.batch_size))
+    lengths = [len(x) for x in ids]
+    epoch_batches: dict[int, list[np.ndarray]] = {}
+    loss_of = loss_function(job.labels, job.class_weights())
+
+    def get_batch(step: int, rank: int = 0, world: int = 1) -> dict:
+        epoch = step // steps_per_epoch
+        if epoch not in epoch_batches:
+            epoch_batches.clear()
+            epoch_batches[epoch] = bucketed_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        idx = epoch_batches[epoch][step % steps_per_epoch][rank::world]
+        t = torch.as_tensor(idx)
+        if probe:
+            return {"features": feats[t], "y": y[t]}
+        x, mask = collate([ids[i] for i in idx], tokenizer.pad_id)
+        return {"input_ids": x, "attention_mask": mask, "y": y[t]}
+
+    def loss_fn(m, batch: dict) -> torch.Tensor:
+        logits = m(batch["features"]) if probe else m(batch["input_ids"], batch["attention_mask"])
+        return loss_of(logits.float(), batch["y"])
+
+    headline = headline_metric(job.labels.task)
+
+    def evaluate(m) -> dict:
+        if "valid" not in job.splits:
+            return {}
+        if probe:
+            with torch.no_grad():
+                m.eval()
+                win_logits = m(valid_feats)
+            from genoml.data import aggregate_windows
+
+            win = make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride)
+            logits = aggregate_windows(win_logits.float(), win.parent, win.n_seqs, cfg.aggregate)
+            from genoml.metrics import compute_metrics
+
+            yv = job.targets["valid"].numpy()
+            if job.labels.task == "regression":
+                yv = yv * job.labels.std + job.labels.mean
+            metrics = compute_metrics(job.labels.task, yv, logits_to_scores(logits, job.labels), job.labels.names,
+                                      cfg.threshold)
+        else:
+            metrics, _ = job.evaluate_split(job.predictor(m, tokenizer, max_tokens), "valid")
+        m.train()
+        value = metrics.get(headline)
+        metrics[headline] = value if value is not None and not (isinstance(value, float) and math.isnan(value)) else -1.0
+        return metrics
+
+    tcfg = TrainConfig(
+        max_steps=cfg.epochs * steps_per_epoch, lr=cfg.default_lr(), weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio, grad_accum=cfg.grad_accum, clip_norm=cfg.clip_norm, seed=cfg.seed,
+        eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch, log_every=max(1, steps_per_epoch // 4),
+        patience=cfg.patience if "valid" in job.splits else None,
+        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
+        select_metric=headline if "valid" in job.splits else None, greater_is_better=True,
+    )
+    trainer = Trainer(trainee, tcfg, job.out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate)
+    result = trainer.fit(resume=cfg.resume)
+    if probe:
+        model.classifier = trainee.classifier
+    return result
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def prepare_out(cfg: FinetuneConfig) -> Path:
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (cfg.force or cfg.resume):
+        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite or --resume to continue")
+    if out.is_dir() and cfg.force and not cfg.resume:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
+    """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    splits, alphabet = load_splits(cfg)  # read before touching --out: bad input leaves nothing behind
+    out = prepare_out(cfg)
+    partial = out / ".incomplete"
+    partial.write_text("finetune in progress\n")
+    try:
+        result = _finetune(cfg, out, splits, alphabet, command)
+    except BaseException:
+        if not cfg.resume and not any((out / "checkpoints").glob("*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    partial.unlink(missing_ok=True)
+    return result
+
+
+def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet: str, command) -> dict:
+    from genoml.kmer_linear import KmerLinear
+    from genoml.metrics import duplicate_overlap
+    from genoml.runs import save_model
+
+    job = Job(cfg, out, splits, alphabet)
+    log.info("task %s with %d labels (%s); %s sequences", job.labels.task, len(job.labels.names),
+             ", ".join(job.labels.names[:6]), alphabet.upper())
+    t0 = time.time()
+    stopped, history = "completed", []
+    if cfg.model == "kmer-linear":
+        arch, model, tokenizer, max_tokens, source = "kmer-linear", None, None, 0, "kmer-linear"
+        y = job.targets["train"].numpy()
+        km = KmerLinear(job.labels.task if job.labels.task == "regression" else "classification", alphabet,
+                        seed=cfg.seed).fit(splits["train"].seqs, y)
+        predictor = Predictor(None, job.labels, kmer=km)
+    else:
+        model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
+        arch = model.arch
+        from genoml.strategies import apply_strategy_, merge_lora_
+
+        apply_strategy_(model, cfg.strategy_name(), cfg.partial_layers(), cfg.lora_rank)
+        result = train_torch(job, model, tokenizer, max_tokens)
+        stopped, history = result.stopped_reason, result.history
+        merge_lora_(model)
+        model.eval()
+        predictor = job.predictor(model, tokenizer, max_tokens)
+    train_seconds = time.time() - t0
+    metrics, predictions = {}, {}
+    for name in ("valid", "test"):
+        if name in splits:
+            metrics[name], scores = job.evaluate_split(predictor, name)
+            metrics[name]["duplicates_with_train"] = duplicate_overlap(splits["train"].seqs, splits[name].seqs,
+                                                                        alphabet == "dna")
+            predictions[name] = {"y_true": job.targets[name].numpy(), "probs": scores, "labels": job.labels.names,
+                                 "task": job.labels.task, "ids": splits[name].ids}
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["stopped"] = stopped
+    meta = {
+        "kind": "finetuned", "arch": arch, "labels": job.labels.to_dict(), "alphabet": alphabet,
+        "tokenizer": getattr(tokenizer, "spec", None), "max_tokens": max_tokens, "stride": cfg.stride,
+        "aggregate": cfg.aggregate, "rc_average": cfg.rc_average and alphabet == "dna", "threshold": cfg.threshold,
+        "pooling": cfg.pooling, "head": cfg.head, "strategy": cfg.strategy if arch == "hf" else "full",
+        "source_model": source, "revision": cfg.revision, "seed": cfg.seed,
+        "data": {n: {"source": s.source, "sha256": sha256(s.source), "n": len(s.seqs)} for n, s in splits.items()},
+        "config": cfg.to_dict(), "command": command,
+    }
+    if arch == "kmer-linear":
+        km.save(out)
+    save_model(model, out, meta)
+    if km_needed := (cfg.baselines and cfg.model != "kmer-linear"):
+        metrics["baselines"] = baseline_metrics(job, alphabet)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "history.json", history)
+    _write_reports(job, out, meta, metrics, history, predictions, model, km_needed)
+    log.info("done in %.0fs: %s", time.time() - t0, _summary(metrics, job.labels.task))
+    return {"out": str(out), "metrics": metrics, "stopped": stopped}
+
+
+def baseline_metrics(job: Job, alphabet: str) -> dict:
+    """kmer-linear and majority-class metrics on the test (or valid) split, trained in this run."""
+    from genoml.kmer_linear import KmerLinear
+    from genoml.metrics import compute_metrics
+
+    split = "test" if "test" in job.splits else "valid" if "valid" in job.splits else None
+    if split is None:
+        return {}
+    task = job.labels.task
+    y_train = job.targets["train"].numpy()
+    y = job.targets[split].numpy()
+    out = {"split": split}
+    try:
+        km = KmerLinear("regression" if task == "regression" else "classification", alphabet, seed=job.cfg.seed)
+        if task == "multilabel":
+            raise GenomlError("kmer-linear baseline does not do multilabel")
+        km.fit(job.splits["train"].seqs, y_train)
+        scores = logits_to_scores(torch.as_tensor(km.logits(job.splits[split].seqs), dtype=torch.float32), job.labels)
+        yy = y * job.labels.std + job.labels.mean if task == "regression" else y
+        out["kmer-linear"] = compute_metrics(task, yy, scores, job.labels.names, job.cfg.threshold)
+    except GenomlError as e:
+        log.info("kmer-linear baseline skipped: %s", e)
+    if task in ("binary", "multiclass"):
+        prior = np.bincount(y_train, minlength=job.labels.n_out) / len(y_train)
+        out["majority"] = compute_metrics(task, y, np.tile(prior, (len(y), 1)), job.labels.names, job.cfg.threshold)
+    return out
+
+
+def _summary(metrics: dict, task: str) -> str:
+    from genoml.metrics import headline_metric
+
+    h = headline_metric(task)
+    parts = [f"{n} {h}={metrics[n].get(h):.4f}" for n in ("valid", "test") if n in metrics and metrics[n].get(h) is not None]
+    return ", ".join(parts) or "no evaluation split"
+
+
+def _write_reports(job, out, meta, metrics, history, predictions, model, with_baselines) -> None:
+    from genoml.report import write_model_card, write_report
+
+    settings = {k: meta[k] for k in ("arch", "source_model", "strategy", "tokenizer", "max_tokens", "pooling", "head",
+                                     "seed", "alphabet")}
+    settings["task"] = job.labels.task
+    settings["labels"] = ", ".join(job.labels.names)
+    extra = []
+    if job.cfg.attention and model is not None and model.arch == "hf" and job.labels.task != "regression":
+        extra = _attention_section(job, model, out)
+    baselines = metrics.get("baselines") if with_baselines else None
+    write_report(out, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")}, history=history,
+                 settings=settings, predictions=predictions, baselines=baselines, extra_sections=extra)
+    write_model_card(out, settings=settings, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")},
+                     source_model=str(meta["source_model"]), licence=_licence_of(meta["source_model"]),
+                     data_description=", ".join(f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()))
+
+
+def _licence_of(source: str) -> str:
+    readme = Path(str(source)) / "README.md"
+    if readme.is_file():
+        for line in readme.read_text(errors="replace").splitlines():
+            if line.lower().lstrip("-* ").startswith(("licence", "license")):
+                return line.split(":", 1)[-1].strip() or line
+    return "inherited from the source model (see its model card)"
+
+
+def _attention_section(job: Job, model, out: Path) -> list[tuple[str, str]]:
+    """A few example attention maps of test positives for the report (never fails the run)."""
+    try:
+        from genoml.interpret import explain
+    except ImportError:
+        return []
+    split = job.splits.get("test") or job.splits.get("valid")
+    if split is None:
+        return []
+    from genoml.io import Record
+
+    records = [Record(id=i, seq=s, label=lab) for i, s, lab in zip(split.ids, split.seqs, split.labels)][:3]
+    try:
+        summary = explain(model, records, out / "attention", methods=("attention",))
+    except Exception as e:  # noqa: BLE001 - the report is optional; say why it is missing
+        log.warning("attention maps skipped: %s", e)
+        return []
+    pngs = sorted((out / "attention").glob("**/*.png"))[:3]
+    body = "\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in pngs) or str(summary)[:500]
+    return [("Attention maps (examples)", body)]

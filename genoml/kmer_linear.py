@@ -1,0 +1,91 @@
+"""The k-mer-linear baseline: k-mer count profiles + scikit-learn logistic or ridge regression.
+
+Fitted coefficients are stored as safetensors + JSON (never pickle), so the baseline is saved
+and loaded like every other genoml model. predict_scores(seqs) -> (N, C) probabilities or (N, 1) values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def kmer_vocab(alphabet: str, ks: tuple[int, ...]) -> list[str]:
+    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    return ["".join(p) for k in ks for p in itertools.product(letters, repeat=k)]
+
+
+def kmer_counts(seqs: list[str], vocab: list[str], ks: tuple[int, ...]):
+    """Sparse (N, V) matrix of k-mer frequencies (counts / number of k-mers of that k)."""
+    from scipy.sparse import csr_matrix
+
+    index = {kmer: i for i, kmer in enumerate(vocab)}
+    rows, cols, vals = [], [], []
+    for r, seq in enumerate(seqs):
+        for k in ks:
+            n = max(1, len(seq) - k + 1)
+            counts: dict[int, int] = {}
+            for i in range(len(seq) - k + 1):
+                j = index.get(seq[i : i + k])
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            rows += [r] * len(counts)
+            cols += list(counts)
+            vals += [c / n for c in counts.values()]
+    return csr_matrix((vals, (rows, cols)), shape=(len(seqs), len(vocab)), dtype=np.float32)
+
+
+class KmerLinear:
+    """Logistic regression (classification) or ridge (regression) on k-mer frequencies."""
+
+    def __init__(self, task: str, alphabet: str, ks: tuple[int, ...] | None = None, C: float = 1.0, seed: int = 0):
+        self.task, self.alphabet, self.C, self.seed = task, alphabet, C, seed
+        self.ks = ks or ((1, 2, 3, 4, 5, 6) if alphabet == "dna" else (1, 2))
+        self.vocab = kmer_vocab(alphabet, self.ks)
+        self.coef = self.intercept = self.scale = None
+
+    def fit(self, seqs: list[str], y: np.ndarray) -> KmerLinear:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        X = kmer_counts(seqs, self.vocab, self.ks)
+        self.scale = np.asarray(X.power(2).mean(0)).ravel() ** 0.5 + 1e-6  # (V,) per-feature RMS
+        X = X.multiply(1.0 / self.scale).tocsr()
+        if self.task == "regression":
+            m = Ridge(alpha=1.0 / self.C).fit(X, y)
+            self.coef, self.intercept = np.atleast_2d(m.coef_), np.atleast_1d(m.intercept_)
+        else:
+            m = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed).fit(X, y)
+            coef, icpt = m.coef_, m.intercept_
+            if coef.shape[0] == 1:  # binary: expand to two logits
+                coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, icpt[0]])
+            self.coef, self.intercept = coef, icpt
+        return self
+
+    def logits(self, seqs: list[str]) -> np.ndarray:
+        X = kmer_counts(seqs, self.vocab, self.ks).multiply(1.0 / self.scale).tocsr()
+        return np.asarray(X @ self.coef.T) + self.intercept  # (N, C)
+
+    def save(self, folder: Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file(
+            {"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float32),
+             "scale": self.scale.astype(np.float32)},
+            str(folder / "kmer_linear.safetensors"),
+        )
+        (folder / "kmer_linear.json").write_text(
+            json.dumps({"task": self.task, "alphabet": self.alphabet, "ks": list(self.ks), "C": self.C})
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> KmerLinear:
+        from safetensors.numpy import load_file
+
+        meta = json.loads((folder / "kmer_linear.json").read_text())
+        m = cls(meta["task"], meta["alphabet"], tuple(meta["ks"]), meta["C"])
+        t = load_file(str(folder / "kmer_linear.safetensors"))
+        m.coef, m.intercept, m.scale = t["coef"], t["intercept"], t["scale"]
+        return m

@@ -1,0 +1,269 @@
+"""Encoders and the sequence model: any HF encoder or a from-scratch baseline, plus pooling and a head.
+
+Every model consumes token ids `(B, L)` and an attention mask `(B, L)` and returns logits `(B, C)`.
+`SequenceModel` also implements the interpretation protocol (`embed`, `logits_from_embeds`,
+`attentions`). Baselines (`cnn`, `rnn`) read one-hot vectors through a frozen embedding, so
+they fit the same protocol and the same training loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genoml.errors import GenomlError, InputError, UnsafeModelError
+
+log = logging.getLogger(__name__)
+
+HUB_HINT = (
+    "the Hugging Face Hub could not be reached (offline, firewalled or HF_HUB_OFFLINE=1); "
+    "download the model elsewhere and pass its local folder to --model"
+)
+
+
+# ---------------------------------------------------------------- pooling and head
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """hidden (B, L, H), mask (B, L) -> (B, H). `mean` skips padding; `cls` takes position 0."""
+    if how == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class Head(nn.Module):
+    """Linear or small MLP head: (B, H) -> (B, C)."""
+
+    def __init__(self, hidden: int, n_out: int, kind: str = "linear", dropout: float = 0.1):
+        super().__init__()
+        if kind == "mlp":
+            self.net = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+            )
+        else:
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# ---------------------------------------------------------------- baselines
+
+
+class OneHotCNN(nn.Module):
+    """DeepBind / Genomic-Benchmarks style CNN over one-hot input.
+
+    forward(x (B, L, A), mask (B, L)) -> hidden (B, L', F) and a mask for L'; pooled outside.
+    """
+
+    def __init__(self, channels: int, filters: int = 128, kernel: int = 11, layers: int = 3, dropout: float = 0.2):
+        super().__init__()
+        convs, c_in = [], channels
+        for i in range(layers):
+            convs += [
+                nn.Conv1d(c_in, filters, kernel if i == 0 else 5, padding="same"),
+                nn.BatchNorm1d(filters),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            ]
+            c_in = filters
+        self.net = nn.Sequential(*convs)
+        self.hidden_size = 2 * filters  # max and mean pooled features
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.net((x * mask.unsqueeze(-1)).transpose(1, 2))  # (B, F, L)
+        m = mask.unsqueeze(1).to(h.dtype)  # (B, 1, L)
+        h_max = h.masked_fill(m == 0, -1e4).amax(-1)  # (B, F)
+        h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        return torch.cat([h_max, h_mean], -1)  # (B, 2F)
+
+
+class OneHotRNN(nn.Module):
+    """Bidirectional GRU over one-hot input: forward(x (B, L, A), mask (B, L)) -> (B, 2 * hidden)."""
+
+    def __init__(self, channels: int, hidden: int = 128, layers: int = 2, dropout: float = 0.2):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, hidden, 7, padding="same")
+        self.rnn = nn.GRU(hidden, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout)
+        self.hidden_size = 2 * hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv((x * mask.unsqueeze(-1)).transpose(1, 2))).transpose(1, 2)  # (B, L, H)
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])  # (B, L, 2H)
+        return pool(out, mask, "mean")
+
+
+def one_hot_embedding(vocab: list[str], alphabet: str) -> nn.Embedding:
+    """A frozen embedding mapping token ids to one-hot letters (N and specials -> uniform or zero)."""
+    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    weight = torch.zeros(len(vocab), len(letters))
+    for i, tok in enumerate(vocab):
+        if tok in letters:
+            weight[i, letters.index(tok)] = 1.0
+        elif tok in ("N", "X"):
+            weight[i] = 1.0 / len(letters)
+    emb = nn.Embedding(len(vocab), len(letters))
+    emb.weight.data.copy_(weight)
+    emb.weight.requires_grad_(False)
+    return emb
+
+
+# ---------------------------------------------------------------- the sequence model
+
+
+class SequenceModel(nn.Module):
+    """encoder + pooling + head. forward(input_ids (B, L), attention_mask (B, L)) -> logits (B, C).
+
+    `arch` is "hf" (a transformers encoder), "cnn" or "rnn". The head is named `classifier`
+    so PEFT keeps it trainable.
+    """
+
+    def __init__(self, arch, encoder, n_out, *, tokenizer, labels, task, pooling="mean", head="linear", embedding=None):
+        super().__init__()
+        self.arch = arch
+        self.encoder = encoder
+        self.embedding = embedding  # one-hot embedding for baselines, None for HF encoders
+        self.pooling = pooling
+        hidden = encoder.config.hidden_size if arch == "hf" else encoder.hidden_size
+        self.classifier = Head(hidden, n_out, head)
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.task = task
+
+    # -- features
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled sequence features (B, H)."""
+        return self.features_from_embeds(self.embed(input_ids), attention_mask)
+
+    def features_from_embeds(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.arch == "hf":
+            out = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask)
+            return pool(out.last_hidden_state, attention_mask, self.pooling)  # (B, H)
+        return self.encoder(embeds, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.arch == "hf":  # ids path keeps position/token-type handling of the HF model
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            return self.classifier(pool(out.last_hidden_state, attention_mask, self.pooling))
+        return self.classifier(self.features(input_ids, attention_mask))
+
+    # -- interpretation protocol
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (B, L, E): word embeddings of the encoder, or one-hot for baselines."""
+        if self.arch == "hf":
+            return self.encoder.get_input_embeddings()(input_ids)
+        return self.embedding(input_ids)
+
+    def logits_from_embeds(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features_from_embeds(inputs_embeds, attention_mask))
+
+    def attentions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-layer attention probabilities (B, heads, L, L), computed with eager attention."""
+        if self.arch != "hf":
+            raise InputError(f"--method attention: the '{self.arch}' baseline has no attention; use grad-input")
+        prev = getattr(self.encoder.config, "_attn_implementation", None)
+        try:
+            self.encoder.set_attn_implementation("eager")
+        except (AttributeError, ValueError):
+            pass
+        try:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+        finally:
+            if prev:
+                try:
+                    self.encoder.set_attn_implementation(prev)
+                except (AttributeError, ValueError):
+                    pass
+        if not out.attentions or out.attentions[0] is None:
+            raise GenomlError("the encoder returned no attention maps; it may not support output_attentions")
+        return tuple(out.attentions)
+
+
+def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="linear") -> SequenceModel:
+    """`cnn` or `rnn` from scratch over one-hot input of the tokenizer's letters (char / esm)."""
+    emb = one_hot_embedding(tokenizer.vocab, tokenizer.alphabet)
+    channels = emb.weight.shape[1]
+    body = OneHotCNN(channels) if name == "cnn" else OneHotRNN(channels)
+    return SequenceModel(name, body, n_out, tokenizer=tokenizer, labels=labels, task=task, head=head, embedding=emb)
+
+
+# ---------------------------------------------------------------- loading encoders
+
+
+def check_safe_weights(folder: Path) -> None:
+    """Refuse pickle-only weights: genoml loads safetensors, or pickles with weights_only=True."""
+    if any(folder.glob("*.safetensors")):
+        return
+    for p in list(folder.glob("*.bin")) + list(folder.glob("*.pt")) + list(folder.glob("*.pth")):
+        try:
+            torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure of the safe unpickler means "unsafe"
+            raise UnsafeModelError(
+                f"{p}: refused to load: the file is a pickle that is not plain weights ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160]}); loading it could run code. Convert it to safetensors "
+                "from a trusted environment."
+            ) from None
+
+
+def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """AutoModel from a local folder or hub id, SDPA attention where supported. Returns the encoder."""
+    from transformers import AutoConfig, AutoModel
+
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        check_safe_weights(local)
+    elif trust_remote_code and not revision:
+        raise InputError(
+            f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
+        )
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    kw = dict(revision=revision, trust_remote_code=trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(str(local) if local.is_dir() else spec, **kw)
+    except OSError as e:
+        if local.is_dir():
+            raise InputError(f"--model {spec}: not a Hugging Face model folder (no usable config.json): {e}") from None
+        raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}") from None
+    except ValueError as e:
+        raise InputError(f"--model {spec}: {str(e).splitlines()[0]}") from None
+    if getattr(config, "attention_probs_dropout_prob", 0) and hasattr(config, "attention_probs_dropout_prob"):
+        config.attention_probs_dropout_prob = 0.0  # keeps the fused SDPA path
+    try:
+        model = AutoModel.from_pretrained(
+            str(local) if local.is_dir() else spec, config=config, attn_implementation="sdpa", **kw
+        )
+    except (ValueError, ImportError):
+        model = AutoModel.from_pretrained(str(local) if local.is_dir() else spec, config=config, **kw)
+    except OSError as e:
+        raise InputError(f"--model {spec}: could not load weights: {str(e).splitlines()[0]}") from None
+    # a masked-LM folder loaded with AutoModel drops the LM head; keep the pooler unused
+    return model
+
+
+def hidden_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of transformer blocks (BERT/RoBERTa/ESM: encoder.layer; generic: largest ModuleList)."""
+    inner = getattr(encoder, "encoder", None)
+    if inner is not None and isinstance(getattr(inner, "layer", None), nn.ModuleList):
+        return inner.layer
+    lists = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]
+    if not lists:
+        raise GenomlError(f"cannot find the transformer layers of {type(encoder).__name__} for partial freezing")
+    return max(lists, key=len)
+
+
+def max_positions(encoder: nn.Module) -> int:
+    """Longest token sequence the encoder accepts (RoBERTa reserves padding_idx + 1 positions)."""
+    cfg = encoder.config
+    n = getattr(cfg, "max_position_embeddings", None) or 512
+    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        n -= (cfg.pad_token_id or 1) + 1
+    return int(n)

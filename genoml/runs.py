@@ -1,0 +1,95 @@
+"""The run directory contract: save a trained model + `genoml.json`, and load it back as a Predictor.
+
+Transformer runs are plain transformers folders (config.json + model.safetensors + tokenizer)
+plus `head.safetensors`; baselines store `model.safetensors` (cnn/rnn) or `kmer_linear.*`.
+Everything is loaded from safetensors; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genoml import __version__
+from genoml.data import LabelSpace
+from genoml.errors import InputError
+from genoml.inference import Predictor
+
+META = "genoml.json"
+
+
+def versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "genoml": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / META
+    if not path.is_file():
+        raise InputError(f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def save_model(model, folder: Path, meta: dict[str, Any]) -> None:
+    """Write the model weights (safetensors) + tokenizer + genoml.json into `folder`."""
+    from safetensors.torch import save_file
+
+    if meta["arch"] == "hf":
+        model.encoder.save_pretrained(folder, safe_serialization=True)
+        head = {k: v.detach().contiguous().cpu() for k, v in model.classifier.state_dict().items()}
+        save_file(head, str(folder / "head.safetensors"))
+    elif meta["arch"] in ("cnn", "rnn"):
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"))
+    if model is not None and getattr(model, "tokenizer", None) is not None:
+        model.tokenizer.save_pretrained(folder)
+    meta = {**meta, "versions": versions(), "command": meta.get("command") or sys.argv}
+    (folder / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int = 16384) -> tuple[Predictor, dict]:
+    """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only)."""
+    from safetensors.torch import load_file
+
+    from genoml.kmer_linear import KmerLinear
+    from genoml.models import SequenceModel, build_baseline, load_hf_encoder
+    from genoml.tokenizers import load_tokenizer
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    labels = LabelSpace(**meta["labels"])
+    dev = torch.device(device)
+    common = dict(
+        labels=labels, max_tokens=meta.get("max_tokens", 512), stride=meta.get("stride"),
+        aggregate=meta.get("aggregate", "mean"), rc_average=meta.get("rc_average", False),
+        batch_tokens=batch_tokens, device=dev,
+    )
+    if meta["arch"] == "kmer-linear":
+        return Predictor(None, kmer=KmerLinear.load(folder), **common), meta
+    tokenizer = load_tokenizer(folder)
+    if meta["arch"] == "hf":
+        encoder = load_hf_encoder(str(folder))
+        model = SequenceModel("hf", encoder, labels.n_out, tokenizer=tokenizer, labels=labels.names,
+                              task=labels.task, pooling=meta.get("pooling", "mean"), head=meta.get("head", "linear"))
+        model.classifier.load_state_dict(load_file(str(folder / "head.safetensors")))
+    else:
+        model = build_baseline(meta["arch"], tokenizer, labels.n_out, labels=labels.names, task=labels.task,
+                               head=meta.get("head", "linear"))
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.to(dev).eval()
+    return Predictor(model, tokenizer=tokenizer, **common), meta
