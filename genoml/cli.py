@@ -141,22 +141,67 @@ def pretrain() -> None:
     _not_yet("pretrain", 6)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def predict() -> None:
+def _spec(path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False):
+    from genoml.io import InputSpec
+
+    spec = InputSpec(path=None if bed else path, labels=labels, bed=bed, genome=genome, alphabet=alphabet, rna=rna,
+                     lenient=lenient)
+    if label_column is not None and hasattr(spec, "label_column"):
+        spec.label_column = label_column
+    return spec
+
+
+@app.command()
+def predict(
+    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-' for stdin.")] = "-",
+    model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
+    format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
+    threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 on GPU).")] = "auto",
+    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")] = False,
+    bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
+    genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+    rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
+) -> None:
     """Streaming inference: one output row per input record, in input order."""
-    _not_yet("predict", 4)
+    from genoml.predict import PredictConfig, run_predict
+
+    run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
+                              device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
+                              strict=strict, bed=bed, genome=genome, rna=rna))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate() -> None:
+@app.command()
+def evaluate(
+    input: Annotated[str, typer.Argument(help="Labelled sequences (CSV/TSV, FASTA with label=, or '-').")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
+    out: Annotated[str, typer.Option("--out", help="Folder for metrics.json and report.md.")] = ...,
+    labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+) -> None:
     """Metrics and report of a trained run on labelled sequences."""
-    _not_yet("evaluate", 4)
+    from genoml.evaluate import run_evaluate
+
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
+    print(out)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def embed() -> None:
-    """Per-sequence embeddings (npz) from a run or a pretrained model."""
-    _not_yet("embed", 4)
+@app.command()
+def embed(
+    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-'.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Run directory, model folder or hub id.")] = ...,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
+    layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
+    pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+) -> None:
+    """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
+    from genoml.embed import run_embed
+
+    run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

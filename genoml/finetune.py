@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from genoml.config import FinetuneConfig, write_json
-from genoml.data import LabelSpace, bucketed_batches, collate, make_windows, stratified_split, token_budget_batches
+from genoml.data import (
+    LabelSpace,
+    bucketed_batches,
+    collate,
+    make_windows,
+    stratified_split,
+    token_budget_batches,
+)
 from genoml.errors import GenomlError, InputError
 from genoml.inference import Predictor, logits_to_scores, reverse_complement
 

@@ -1,0 +1,76 @@
+"""`genoml embed`: per-sequence embeddings (mean or CLS pooled, any layer) written to .npz with ids.
+
+Works on a genoml run directory or on any plain pretrained encoder folder / hub id. Long
+sequences are windowed like in finetune and window embeddings averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genoml.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def load_encoder_and_tokenizer(model: str):
+    from genoml.models import load_hf_encoder, max_positions
+    from genoml.tokenizers import load_tokenizer
+
+    meta_path = Path(model) / "genoml.json"
+    if meta_path.is_file():
+        import json
+
+        meta = json.loads(meta_path.read_text())
+        if meta.get("arch") not in (None, "hf"):
+            raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
+    encoder = load_hf_encoder(model)
+    return encoder, load_tokenizer(model), max_positions(encoder)
+
+
+@torch.no_grad()
+def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
+                    batch_tokens: int = 16384) -> np.ndarray:
+    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last)."""
+    from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
+    from genoml.models import pool
+
+    encoder.eval()
+    win = make_windows(seqs, tokenizer, max_tokens)
+    out = None
+    for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
+        ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)
+        hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        if not -len(hs) <= layer < len(hs):
+            raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
+        pooled = pool(hs[layer], mask, pooling).float()  # (B, H)
+        if out is None:
+            out = torch.zeros(len(win.ids), pooled.shape[1])
+        out[torch.as_tensor(idx)] = pooled
+    if out is None:
+        return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
+    return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
+
+
+def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean") -> dict:
+    from genoml.io import read_records
+
+    if pooling not in ("mean", "cls"):
+        raise InputError(f"--pooling {pooling}: use mean or cls")
+    if not output.endswith(".npz"):
+        raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
+    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
+    if spec.alphabet == "auto":
+        spec.alphabet = tokenizer.alphabet
+    records = list(read_records(spec))
+    emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
+                          pooling=pooling)
+    tmp = Path(output + ".tmp.npz")
+    np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)
+    tmp.replace(output)
+    log.info("wrote %d embeddings of size %d to %s", *emb.shape, output)
+    return {"n": emb.shape[0], "dim": emb.shape[1]}

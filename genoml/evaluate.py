@@ -1,0 +1,44 @@
+"""`genoml evaluate`: a trained run + labelled sequences -> metrics.json and report.md.
+
+Uses the same inference (`Predictor`), metrics (`compute_metrics`) and report code as finetune.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from genoml.config import write_json
+
+log = logging.getLogger(__name__)
+
+
+def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu") -> dict:
+    """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
+    from genoml.data import LabelSpace
+    from genoml.io import read_records
+    from genoml.metrics import compute_metrics
+    from genoml.report import write_report
+    from genoml.runs import load_predictor
+
+    predictor, meta = load_predictor(model, device=device)
+    if spec.alphabet == "auto":
+        spec.alphabet = meta.get("alphabet", "auto")
+    records = list(read_records(spec))
+    labels = LabelSpace(**meta["labels"])
+    where = spec.path or "input"
+    y = labels.encode([r.label if r.label is not None else "" for r in records], where=where).numpy()
+    if labels.task == "regression":
+        y = y * labels.std + labels.mean
+    scores = predictor.scores([r.seq for r in records])
+    thr = threshold if threshold is not None else meta.get("threshold", 0.5)
+    metrics = {"eval": compute_metrics(labels.task, y, scores, labels.names, thr)}
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", metrics)
+    preds = {"eval": {"y_true": y, "probs": scores, "labels": labels.names, "task": labels.task}}
+    settings = {"model": model, "input": where, "threshold": thr, "task": labels.task}
+    write_report(out_dir, metrics=metrics, history=[], settings=settings, predictions=preds, baselines=None)
+    log.info("evaluated %d records: %s", len(records),
+             ", ".join(f"{k}={v:.4f}" for k, v in metrics["eval"].items() if isinstance(v, float))[:300])
+    return metrics
