@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(0)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="genoml", standalone_mode=False)
+        rv = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="genoml", standalone_mode=False)
     except GenomlError as e:
         log.error("error: %s", e)
         return e.exit_code
@@ -240,4 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    if rv == 130:
+        log.error("interrupted")
+    return rv if isinstance(rv, int) else 0

@@ -249,6 +249,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
     else:
         trainee = model
     trainable, total = count_parameters(model)
+    job.param_counts = {"trainable": trainable, "total": total}
     log.info("parameters: %s trainable of %s (%.2f%%), strategy %s", f"{trainable:,}", f"{total:,}",
              100 * trainable / max(total, 1), cfg.strategy if model.arch == "hf" else "full (baseline)")
     steps_per_epoch = max(1, math.ceil(len(ids) / cfg.batch_size))
@@ -383,10 +384,16 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
             metrics[name], scores = job.evaluate_split(predictor, name)
             metrics[name]["duplicates_with_train"] = duplicate_overlap(splits["train"].seqs, splits[name].seqs,
                                                                         alphabet == "dna")
-            predictions[name] = {"y_true": job.targets[name].numpy(), "probs": scores, "labels": job.labels.names,
+            write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels)
+            y_true = job.targets[name].numpy()
+            if job.labels.task == "regression":
+                y_true = y_true * job.labels.std + job.labels.mean
+            predictions[name] = {"y_true": y_true, "probs": scores, "labels": job.labels.names,
                                  "task": job.labels.task, "ids": splits[name].ids}
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["stopped"] = stopped
+    metrics["parameters"] = getattr(job, "param_counts", None) or _parameters(model, km if arch == "kmer-linear" else None)
+    metrics["train_windows_per_s"] = round(len(splits["train"].seqs) * max(1, len(history) or 1) / max(train_seconds, 1e-9), 1)
     meta = {
         "kind": "finetuned", "arch": arch, "labels": job.labels.to_dict(), "alphabet": alphabet,
         "tokenizer": getattr(tokenizer, "spec", None), "max_tokens": max_tokens, "stride": cfg.stride,
@@ -400,7 +407,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         km.save(out)
     save_model(model, out, meta)
     if km_needed := (cfg.baselines and cfg.model != "kmer-linear"):
-        metrics["baselines"] = baseline_metrics(job, alphabet)
+        metrics["baselines"] = baseline_metrics(job, alphabet, predictions)
     write_json(out / "metrics.json", metrics)
     write_json(out / "history.json", history)
     _write_reports(job, out, meta, metrics, history, predictions, model, km_needed)
@@ -408,10 +415,29 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     return {"out": str(out), "metrics": metrics, "stopped": stopped}
 
 
-def baseline_metrics(job: Job, alphabet: str) -> dict:
-    """kmer-linear and majority-class metrics on the test (or valid) split, trained in this run."""
+def _parameters(model, km) -> dict:
+    if km is not None:
+        n = int(km.coef.size + km.intercept.size)
+        return {"trainable": n, "total": n}
+    from genoml.strategies import count_parameters
+
+    trainable, total = count_parameters(model)
+    return {"trainable": trainable, "total": total}
+
+
+def write_predictions(path: Path, ids: list[str], scores: np.ndarray, labels: LabelSpace) -> None:
+    """Per-record test/valid predictions (id, true label, scores) for later paired comparisons."""
+    cols = ["value"] if labels.task == "regression" else [f"prob_{n}" for n in labels.names]
+    lines = ["\t".join(["id", *cols])]
+    lines += ["\t".join([i, *(f"{v:.6g}" for v in row)]) for i, row in zip(ids, scores)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def baseline_metrics(job: Job, alphabet: str, predictions: dict) -> dict:
+    """kmer-linear and majority-class metrics on the test (or valid) split, trained in this run,
+    each with a paired bootstrap of (model - baseline) on the headline metric."""
     from genoml.kmer_linear import KmerLinear
-    from genoml.metrics import compute_metrics
+    from genoml.metrics import compute_metrics, headline_fn, paired_bootstrap
 
     split = "test" if "test" in job.splits else "valid" if "valid" in job.splits else None
     if split is None:
@@ -428,11 +454,19 @@ def baseline_metrics(job: Job, alphabet: str) -> dict:
         scores = logits_to_scores(torch.as_tensor(km.logits(job.splits[split].seqs), dtype=torch.float32), job.labels)
         yy = y * job.labels.std + job.labels.mean if task == "regression" else y
         out["kmer-linear"] = compute_metrics(task, yy, scores, job.labels.names, job.cfg.threshold)
+        out["kmer-linear"]["_scores"] = scores
     except GenomlError as e:
         log.info("kmer-linear baseline skipped: %s", e)
     if task in ("binary", "multiclass"):
         prior = np.bincount(y_train, minlength=job.labels.n_out) / len(y_train)
         out["majority"] = compute_metrics(task, y, np.tile(prior, (len(y), 1)), job.labels.names, job.cfg.threshold)
+        out["majority"]["_scores"] = np.tile(prior, (len(y), 1))
+    if split in predictions:
+        fn = headline_fn(task, job.cfg.threshold)
+        y_model = predictions[split]["y_true"]
+        for name in ("kmer-linear", "majority"):
+            if name in out and "_scores" in out[name]:
+                out[name]["vs_model"] = paired_bootstrap(fn, y_model, predictions[split]["probs"], out[name].pop("_scores"))
     return out
 
 

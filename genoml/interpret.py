@@ -83,18 +83,26 @@ def select_maps(maps: np.ndarray, layer: int | str = -1, head: int | str = "mean
     n_layers, n_heads = maps.shape[:2]
     if isinstance(layer, str):
         if layer not in ("mean", "all"):
-            raise InputError(f"--layer: '{layer}' is not a layer; use an index in [-{n_layers}, {n_layers - 1}] or all")
+            raise InputError(
+                f"--layer: '{layer}' is not a layer; use an index in [-{n_layers}, {n_layers - 1}] or all"
+            )
         m = maps.mean(0)
     else:
         if not -n_layers <= layer < n_layers:
-            raise InputError(f"--layer: {layer} is out of range; the model has {n_layers} layers (use 0..{n_layers - 1} or -1)")
+            raise InputError(
+                f"--layer: {layer} is out of range; the model has {n_layers} layers (use 0..{n_layers - 1} or -1)"
+            )
         m = maps[layer]
     if isinstance(head, str):
         if head not in ("mean", "all"):
-            raise InputError(f"--head: '{head}' is not a head; use an index in [0, {n_heads - 1}], mean or all")
+            raise InputError(
+                f"--head: '{head}' is not a head; use an index in [0, {n_heads - 1}], mean or all"
+            )
         return m.mean(0)
     if not -n_heads <= head < n_heads:
-        raise InputError(f"--head: {head} is out of range; the model has {n_heads} heads (use 0..{n_heads - 1})")
+        raise InputError(
+            f"--head: {head} is out of range; the model has {n_heads} heads (use 0..{n_heads - 1})"
+        )
     return m[head]
 
 
@@ -107,7 +115,7 @@ def received_attention(matrix: np.ndarray, special: Sequence[bool], query: str =
 
 
 def _query(model: torch.nn.Module, query: str) -> str:
-    """"auto": CLS row when the model pools on CLS, else the mean over the sequence's tokens."""
+    """ "auto": CLS row when the model pools on CLS, else the mean over the sequence's tokens."""
     if query == "auto":
         return "cls" if getattr(model, "pooling", "mean") == "cls" else "mean"
     if query not in ("cls", "mean"):
@@ -126,7 +134,9 @@ def _target_index(model: torch.nn.Module, logits: torch.Tensor, target: int | st
     if isinstance(target, str):
         labels = list(getattr(model, "labels", []))
         if target not in labels:
-            raise InputError(f"--target: '{target}' is not a label of this model; labels are {', '.join(labels)}")
+            raise InputError(
+                f"--target: '{target}' is not a label of this model; labels are {', '.join(labels)}"
+            )
         return labels.index(target)
     if not 0 <= target < n_out:
         raise InputError(f"--target: {target} is out of range; the model has {n_out} outputs")
@@ -144,7 +154,9 @@ def grad_input(model: torch.nn.Module, enc, target: int | str | None = None) -> 
     return (grad * embeds).sum(-1)[0].detach().cpu().numpy()
 
 
-def _baseline_embeds(model: torch.nn.Module, ids: torch.Tensor, special: Sequence[bool], kind: str) -> torch.Tensor:
+def _baseline_embeds(
+    model: torch.nn.Module, ids: torch.Tensor, special: Sequence[bool], kind: str
+) -> torch.Tensor:
     """Baseline (1, T, E): special tokens kept, every other token the pad embedding ("pad") or zero ("zero")."""
     keep = torch.as_tensor(list(special), dtype=torch.bool, device=ids.device)[None]  # (1, T)
     if kind == "pad":
@@ -155,7 +167,12 @@ def _baseline_embeds(model: torch.nn.Module, ids: torch.Tensor, special: Sequenc
 
 
 def integrated_gradients(
-    model: torch.nn.Module, enc, target: int | str | None = None, *, steps: int = 32, baseline: str = "pad",
+    model: torch.nn.Module,
+    enc,
+    target: int | str | None = None,
+    *,
+    steps: int = 32,
+    baseline: str = "pad",
     batch_size: int = 16,
 ) -> tuple[np.ndarray, float]:
     """Integrated gradients (Sundararajan et al. 2017) on input embeddings -> (scores (T,), delta).
@@ -183,8 +200,16 @@ def integrated_gradients(
 
 
 def token_scores(
-    model: torch.nn.Module, enc, method: str = "attention", *, layer: int | str = -1, head: int | str = "mean",
-    query: str = "auto", target: int | str | None = None, steps: int = 32, maps: np.ndarray | None = None,
+    model: torch.nn.Module,
+    enc,
+    method: str = "attention",
+    *,
+    layer: int | str = -1,
+    head: int | str = "mean",
+    query: str = "auto",
+    target: int | str | None = None,
+    steps: int = 32,
+    maps: np.ndarray | None = None,
 ) -> np.ndarray:
     """One score per token (T,) by `method`.
 
@@ -210,8 +235,12 @@ def token_scores(
 
 
 def project_to_bases(
-    scores: Sequence[float], offsets: Sequence[tuple[int, int]], seq_len: int, *,
-    special: Sequence[bool] | None = None, mode: str = "mean",
+    scores: Sequence[float],
+    offsets: Sequence[tuple[int, int]],
+    seq_len: int,
+    *,
+    special: Sequence[bool] | None = None,
+    mode: str = "mean",
 ) -> np.ndarray:
     """Token scores (T,) -> per-base track (seq_len,).
 
@@ -253,7 +282,12 @@ def peak_position(track: np.ndarray, width: int = 5) -> int:
 
 
 def motif_hits(
-    tracks: Sequence[np.ndarray], motif_starts: Sequence[int], motif_len: int, *, window: int = 3, width: int = 5
+    tracks: Sequence[np.ndarray],
+    motif_starts: Sequence[int],
+    motif_len: int,
+    *,
+    window: int = 3,
+    width: int = 5,
 ) -> np.ndarray:
     """(N,) bool: the smoothed track's peak lies in [start - window, start + motif_len + window)."""
     hits = []
@@ -264,7 +298,12 @@ def motif_hits(
 
 
 def motif_hit_rate(
-    tracks: Sequence[np.ndarray], motif_starts: Sequence[int], motif_len: int, *, window: int = 3, width: int = 5
+    tracks: Sequence[np.ndarray],
+    motif_starts: Sequence[int],
+    motif_len: int,
+    *,
+    window: int = 3,
+    width: int = 5,
 ) -> float:
     """Fraction of sequences whose attribution peak (argmax of a `width`-smoothed track) falls inside the
     planted motif +- `window` bases. NaN for no sequences."""
@@ -292,31 +331,44 @@ class Explanation:
     ig_delta: float | None = None  # worst completeness error over windows
 
 
-def _windows(tokenizer, seq: str, max_tokens: int | None, stride: int | None) -> list[int]:
+def _window_starts(tokenizer, seq: str, max_tokens: int | None, stride: int | None) -> tuple[list[int], int]:
+    """Window starts and width in bases (one window of the whole sequence when max_tokens is None)."""
     from genoml.data import window_starts
 
     if not max_tokens:
-        return [0]
+        return [0], len(seq)
     width = tokenizer.max_bases(max_tokens)
     return window_starts(len(seq), width, stride or max(1, width // 2)), width
 
 
+@torch.no_grad()
+def _logits(model: torch.nn.Module, enc) -> torch.Tensor:
+    model.eval()
+    ids, mask = _inputs(model, enc)
+    return model.logits_from_embeds(model.embed(ids), mask)[0].float()  # (C,)
+
+
 def explain_sequence(
-    model: torch.nn.Module, seq: str, *, id: str = "seq", methods: Sequence[str] = ("attention", "grad-input"),
-    layer: int | str = -1, head: int | str = "mean", query: str = "auto", target: int | str | None = None,
-    max_tokens: int | None = None, stride: int | None = None, steps: int = 32, keep_maps: bool = True,
+    model: torch.nn.Module,
+    seq: str,
+    *,
+    id: str = "seq",
+    methods: Sequence[str] = ("attention", "grad-input"),
+    layer: int | str = -1,
+    head: int | str = "mean",
+    query: str = "auto",
+    target: int | str | None = None,
+    max_tokens: int | None = None,
+    stride: int | None = None,
+    steps: int = 32,
+    keep_maps: bool = True,
 ) -> Explanation:
     """Per-base tracks of `seq` for each method; sequences longer than `max_tokens` are cut into windows
     (as predict does) and each base's score is the mean over the windows covering it."""
     tok = model.tokenizer
-    if max_tokens:
-        starts, width = _windows(tok, seq, max_tokens, stride)
-    else:
-        starts, width = [0], len(seq)
+    starts, width = _window_starts(tok, seq, max_tokens, stride)
     encs = [tok.encode(seq[s : s + width], max_tokens=max_tokens) for s in starts]
-    with torch.no_grad():
-        logits = torch.stack([model.logits_from_embeds(model.embed(_inputs(model, e)[0]), _inputs(model, e)[1])[0]
-                              for e in encs]).float().mean(0)  # (C,)
+    logits = torch.stack([_logits(model, e) for e in encs]).mean(0)  # (C,)
     k = _target_index(model, logits[None], target)
     exp = Explanation(id=id, seq=seq, logits=logits.cpu().numpy(), target=k, n_windows=len(starts))
     sums = {m: np.zeros(len(seq)) for m in methods}
@@ -332,7 +384,9 @@ def explain_sequence(
                 exp.ig_delta = max(abs(delta), exp.ig_delta or 0.0)
             else:
                 scores = token_scores(model, enc, m, layer=layer, head=head, query=query, target=k, maps=maps)
-            sums[m][start : start + sub_len] += project_to_bases(scores, enc.offsets, sub_len, special=enc.special_mask)
+            sums[m][start : start + sub_len] += project_to_bases(
+                scores, enc.offsets, sub_len, special=enc.special_mask
+            )
         counts[start : start + sub_len] += 1
         if w == 0:
             exp.maps = maps if keep_maps else None
@@ -364,11 +418,16 @@ def _atomic_write(path: str | Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_npz(path: str | Path, maps: np.ndarray, tokens: Sequence[str], offsets: np.ndarray, **extra: Any) -> None:
+def write_npz(
+    path: str | Path, maps: np.ndarray, tokens: Sequence[str], offsets: np.ndarray, **extra: Any
+) -> None:
     """`attentions` (layers, heads, T, T) float32, `tokens` (T,) str, `offsets` (T, 2) 0-based [start, end), + extras."""
     np.savez_compressed(
-        path, attentions=np.asarray(maps, dtype=np.float32), tokens=np.asarray(list(tokens), dtype=str),
-        offsets=np.asarray(offsets, dtype=np.int64).reshape(-1, 2), **extra,
+        path,
+        attentions=np.asarray(maps, dtype=np.float32),
+        tokens=np.asarray(list(tokens), dtype=str),
+        offsets=np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
+        **extra,
     )
 
 
@@ -389,13 +448,19 @@ def bedgraph_lines(interval: tuple[str, int, int, str], track: np.ndarray) -> li
     """One bedGraph line per base (0-based, half-open); a '-' strand record's track is read 3'->5' on the genome."""
     chrom, start, end, strand = interval
     if end - start != len(track):
-        raise GenomlError(f"bedGraph: interval {chrom}:{start}-{end} has {end - start} bases but the track {len(track)}")
+        raise GenomlError(
+            f"bedGraph: interval {chrom}:{start}-{end} has {end - start} bases but the track {len(track)}"
+        )
     values = np.asarray(track)[::-1] if strand == "-" else np.asarray(track)
     return [f"{chrom}\t{start + i}\t{start + i + 1}\t{v:.6g}" for i, v in enumerate(values)]
 
 
 def write_bedgraph(
-    path: str | Path, interval: tuple[str, int, int, str], track: np.ndarray, *, name: str = "genoml",
+    path: str | Path,
+    interval: tuple[str, int, int, str],
+    track: np.ndarray,
+    *,
+    name: str = "genoml",
     append: bool = False,
 ) -> None:
     """Write (or append, without a new header) the track of a BED record as bedGraph."""
@@ -416,14 +481,17 @@ def _panels(maps_or_matrix: np.ndarray, layer: int | str, head: int | str) -> li
         return [(f"{i}", x) for i, x in enumerate(m)]
     layers = range(m.shape[0]) if layer == "all" else [layer]
     heads = range(m.shape[1]) if head == "all" else [head]
-    return [
-        (f"layer {lay} head {hd}", select_maps(m, lay, hd)) for lay in layers for hd in heads
-    ]
+    return [(f"layer {lay} head {hd}", select_maps(m, lay, hd)) for lay in layers for hd in heads]
 
 
 def plot_heatmap(
-    maps_or_matrix: np.ndarray, tokens: Sequence[str], out_png: str | Path, *, layer: int | str = -1,
-    head: int | str = "mean", title: str = "",
+    maps_or_matrix: np.ndarray,
+    tokens: Sequence[str],
+    out_png: str | Path,
+    *,
+    layer: int | str = -1,
+    head: int | str = "mean",
+    title: str = "",
 ) -> None:
     """Heatmap PNG of a (T, T) matrix, or of (layers, heads, T, T) maps (one panel per selected layer/head;
     `layer`/`head` = "all" draws a grid). Tokens label the axes when there are at most 64."""
@@ -457,7 +525,11 @@ def plot_heatmap(
 
 
 def plot_track(
-    seq: str, track: np.ndarray | dict[str, np.ndarray], out_png: str | Path, *, title: str = "",
+    seq: str,
+    track: np.ndarray | dict[str, np.ndarray],
+    out_png: str | Path,
+    *,
+    title: str = "",
     highlight: tuple[int, int] | None = None,
 ) -> None:
     """Line plot of one track or one panel per method ({method: track}); the bases are written under the
@@ -469,7 +541,9 @@ def plot_track(
 
     tracks = track if isinstance(track, dict) else {"score": track}
     width = min(24.0, max(6.0, len(seq) / 8))
-    fig, axes = plt.subplots(len(tracks), 1, figsize=(width, 1.8 * len(tracks) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(tracks), 1, figsize=(width, 1.8 * len(tracks) + 0.6), sharex=True, squeeze=False
+    )
     x = np.arange(len(seq))
     for ax, (name, values) in zip(axes[:, 0], tracks.items(), strict=True):
         ax.plot(x, values, lw=1.2)
@@ -511,10 +585,20 @@ def _scores(model: torch.nn.Module, logits: np.ndarray) -> list[float]:
 
 
 def explain(
-    model: torch.nn.Module, records: Iterable, out_dir: str | Path, *,
-    methods: Sequence[str] = ("attention", "grad-input"), layer: int | str = -1, head: int | str = "mean",
-    ids: Sequence[str] | None = None, query: str = "auto", target: int | str | None = None,
-    max_tokens: int | None = None, stride: int | None = None, steps: int = 32, max_plots: int = 50,
+    model: torch.nn.Module,
+    records: Iterable,
+    out_dir: str | Path,
+    *,
+    methods: Sequence[str] = ("attention", "grad-input"),
+    layer: int | str = -1,
+    head: int | str = "mean",
+    ids: Sequence[str] | None = None,
+    query: str = "auto",
+    target: int | str | None = None,
+    max_tokens: int | None = None,
+    stride: int | None = None,
+    steps: int = 32,
+    max_plots: int = 50,
 ) -> dict[str, Any]:
     """Explain `records` (genoml.io.Record-like: id, seq, interval) and write into `out_dir`:
 
@@ -540,10 +624,22 @@ def explain(
             continue
         plot = len(entries) < max_plots
         exp = explain_sequence(
-            model, rec.seq, id=rec.id, methods=methods, layer=layer, head=head, query=query, target=target,
-            max_tokens=max_tokens, stride=stride, steps=steps, keep_maps=plot,
+            model,
+            rec.seq,
+            id=rec.id,
+            methods=methods,
+            layer=layer,
+            head=head,
+            query=query,
+            target=target,
+            max_tokens=max_tokens,
+            stride=stride,
+            steps=steps,
+            keep_maps=plot,
         )
-        entries.append(_write_one(exp, rec, out, _safe_name(rec.id, used) if plot else None, model, labels, layer, head))
+        entries.append(
+            _write_one(exp, rec, out, _safe_name(rec.id, used) if plot else None, model, labels, layer, head)
+        )
         for m in methods:
             rows[m].extend(track_rows(rec.id, rec.seq, exp.tracks[m]))
             if getattr(rec, "interval", None):
@@ -554,21 +650,35 @@ def explain(
             raise InputError(f"--ids: {len(missing)} id(s) not found in the input: {', '.join(missing[:5])}")
     files = _write_tracks(out, methods, rows, beds)
     summary = {
-        "methods": list(methods), "layer": layer, "head": head, "query": _query(model, query),
-        "target": "predicted class" if target is None else target, "positions": "1-based in TSV, 0-based in npz offsets",
-        "projection": "mean of the tokens covering each base (DNABERT)", "n_sequences": len(entries),
-        "files": files, "sequences": entries,
+        "methods": list(methods),
+        "layer": layer,
+        "head": head,
+        "query": _query(model, query),
+        "target": "predicted class" if target is None else target,
+        "positions": "1-based in TSV, 0-based in npz offsets",
+        "projection": "mean of the tokens covering each base (DNABERT)",
+        "n_sequences": len(entries),
+        "files": files,
+        "sequences": entries,
     }
     _atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary
 
 
-def _write_one(exp: Explanation, rec, out: Path, name: str | None, model, labels: list[str], layer, head) -> dict:
+def _write_one(
+    exp: Explanation, rec, out: Path, name: str | None, model, labels: list[str], layer, head
+) -> dict:
     target_name = labels[exp.target] if exp.target < len(labels) else str(exp.target)
     entry: dict[str, Any] = {
-        "id": exp.id, "length": len(exp.seq), "n_windows": exp.n_windows, "target": target_name,
-        "scores": dict(zip(labels or map(str, range(len(exp.logits))), _scores(model, exp.logits), strict=False)),
-        "peaks": {m: peak_position(t) + 1 for m, t in exp.tracks.items()}, "files": {},
+        "id": exp.id,
+        "length": len(exp.seq),
+        "n_windows": exp.n_windows,
+        "target": target_name,
+        "scores": dict(
+            zip(labels or map(str, range(len(exp.logits))), _scores(model, exp.logits), strict=False)
+        ),
+        "peaks": {m: peak_position(t) + 1 for m, t in exp.tracks.items()},
+        "files": {},
     }
     if exp.ig_delta is not None:
         entry["ig_completeness_error"] = exp.ig_delta
@@ -576,11 +686,19 @@ def _write_one(exp: Explanation, rec, out: Path, name: str | None, model, labels
         return entry
     if exp.maps is not None:
         write_npz(out / f"{name}.attention.npz", exp.maps, exp.tokens, exp.offsets)
-        plot_heatmap(exp.maps, exp.tokens, out / f"{name}.heatmap.png", layer=layer, head=head,
-                     title=f"{exp.id}: attention (layer {layer}, head {head})")
+        plot_heatmap(
+            exp.maps,
+            exp.tokens,
+            out / f"{name}.heatmap.png",
+            layer=layer,
+            head=head,
+            title=f"{exp.id}: attention (layer {layer}, head {head})",
+        )
         entry["files"]["npz"] = f"{name}.attention.npz"
         entry["files"]["heatmap"] = f"{name}.heatmap.png"
-    plot_track(exp.seq, exp.tracks, out / f"{name}.track.png", title=f"{exp.id}: per-base scores ({target_name})")
+    plot_track(
+        exp.seq, exp.tracks, out / f"{name}.track.png", title=f"{exp.id}: per-base scores ({target_name})"
+    )
     entry["files"]["track_plot"] = f"{name}.track.png"
     return entry
 

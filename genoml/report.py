@@ -2,7 +2,8 @@
 
 Plots are drawn on standalone Agg figures (no pyplot, no global backend change) and written under
 ``run_dir/plots/``; the report references them relatively. ``metrics`` maps split name -> the dict of
-``genoml.metrics.compute_metrics``, plus an optional ``"leakage"`` key: split -> ``{"exact", "revcomp"}``.
+``genoml.metrics.compute_metrics``; duplicate counts ``{"exact", "revcomp"}`` come from a top-level
+``"leakage"`` key (split -> counts) or from each split's ``"duplicates_with_train"``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from genoml.metrics import confusion, predict_classes, regression_metrics
@@ -25,7 +27,8 @@ from genoml.metrics import confusion, predict_classes, regression_metrics
 log = logging.getLogger(__name__)
 
 SPLIT_ORDER = ("train", "valid", "test")
-LEAKAGE_KEY = "leakage"
+LEAKAGE_KEY = "leakage"  # metrics["leakage"] = {split: {"exact": int, "revcomp": int}}
+DUPLICATES_KEY = "duplicates_with_train"  # or metrics[split]["duplicates_with_train"] = {"exact", "revcomp"}
 _COLUMNS = {  # metrics shown per split after the headline, by task
     "classification": ("accuracy", "balanced_accuracy", "f1_macro", "auroc", "auprc", "brier", "n"),
     "multilabel": ("f1_micro", "f1_macro", "auroc", "auprc", "subset_accuracy", "hamming_loss", "n"),
@@ -82,10 +85,10 @@ def plot_roc_pr(y_true: Any, probs: Any, labels: Sequence[str], out_png: str | P
         xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.02)
     )
     pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1), ylim=(0, 1.02))
-    if drawn:
+    if 0 < drawn <= 15:  # beyond 15 classes a legend hides the curves
         roc_ax.legend(fontsize="small", loc="lower right")
         pr_ax.legend(fontsize="small", loc="lower left")
-    else:
+    elif not drawn:
         for ax in (roc_ax, pr_ax):
             ax.text(0.5, 0.5, "undefined: needs positives and negatives", ha="center", va="center")
     return _save(fig, out_png)
@@ -139,6 +142,7 @@ def plot_calibration(y_true: Any, probs: Any, out_png: str | Path) -> Path:
     ax.legend(fontsize="small", loc="upper left")
     hist_ax.bar(np.arange(10) / 10 + 0.05, counts, width=0.1, edgecolor="white")
     hist_ax.set(xlabel="predicted probability", ylabel="sequences", title="Predictions per bin", xlim=(0, 1))
+    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, out_png)
 
 
@@ -166,6 +170,7 @@ def plot_curves(history: list[dict], out_png: str | Path) -> Path:
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
     metric_ax.set(xlabel="epoch", ylabel="value", title="Validation metrics")
     for ax in (loss_ax, metric_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend(fontsize="small")
         else:
@@ -234,7 +239,9 @@ def _splits(metrics: dict) -> dict[str, dict]:
     """Split name -> metrics dict, ordered train/valid/test first; a flat dict is one split named "data"."""
     if "n" in metrics:
         return {"data": metrics}
-    splits = {k: v for k, v in metrics.items() if k != LEAKAGE_KEY and isinstance(v, dict)}
+    splits = {
+        k: v for k, v in metrics.items() if isinstance(v, dict) and "n" in v
+    }  # skips leakage, baselines
     order = [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]
     return {s: splits[s] for s in order}
 
@@ -275,7 +282,8 @@ def _summary(splits: dict[str, dict]) -> str:
 def _settings_section(settings: dict) -> str:
     if not settings:
         return "## Settings\n\nNo settings were recorded."
-    return "## Settings\n\n" + _table(["setting", "value"], _flatten(settings))
+    rows = [(key, str(value) if isinstance(value, float) else value) for key, value in _flatten(settings)]
+    return "## Settings\n\n" + _table(["setting", "value"], rows)  # floats as given: 2e-05, not 0.0000
 
 
 def _metrics_table(splits: dict[str, dict]) -> str:
@@ -287,6 +295,8 @@ def _metrics_table(splits: dict[str, dict]) -> str:
     rows = [[split, _headline_cell(m)] + [m.get(c) for c in columns] for split, m in splits.items()]
     table = _table(["split", f"{name} [95% CI]"] + columns, rows)
     note = "CIs: percentile bootstrap over sequences; undefined values (a class absent) show as n/a."
+    if "brier" in columns:
+        note += " Brier is the multiclass form, summed over classes (0 best, 2 worst)."
     return f"{table}\n\n{note}"
 
 
@@ -301,17 +311,26 @@ def _paired_cell(paired: dict | None) -> str:
 
 def _baselines_section(splits: dict[str, dict], baselines: dict[str, dict] | None) -> str:
     ref = _reference_split(splits)
-    if not baselines or ref is None:
+    named = {k: v for k, v in (baselines or {}).items() if isinstance(v, dict)}  # skips e.g. "split": "test"
+    if not named or ref is None:
         return "## Baselines\n\nNo baselines were run."
-    model = splits[ref]
+    ref = str((baselines or {}).get("split", ref))
+    model = splits.get(ref, {})
     name = model.get("headline", "mcc")
     second = "r2" if _task_kind(model) == "regression" else "auroc"
     rows = [["genoml model", _headline_cell(model), model.get(second), "—"]]
-    for base_name, m in baselines.items():
+    for base_name, m in named.items():
         rows.append([base_name, _headline_cell(m), m.get(second), _paired_cell(m.get("vs_model"))])
     header = ["model", f"{name} [95% CI]", second, "model − baseline [95% CI], p"]
     intro = f"All rows are scored on the same {ref} sequences."
     return f"## Baselines\n\n{intro}\n\n" + _table(header, rows)
+
+
+def _leakage(metrics: dict, splits: dict[str, dict]) -> dict[str, dict]:
+    """Split -> duplicate counts: top-level ``"leakage"``, else each split's ``"duplicates_with_train"``."""
+    if isinstance(metrics.get(LEAKAGE_KEY), dict):
+        return metrics[LEAKAGE_KEY]
+    return {s: m[DUPLICATES_KEY] for s, m in splits.items() if isinstance(m.get(DUPLICATES_KEY), dict)}
 
 
 def _leakage_section(leakage: dict | None, splits: dict[str, dict]) -> str:
@@ -413,7 +432,7 @@ def write_report(
         _settings_section(settings),
         "## Metrics\n\n" + _metrics_table(splits),
         _baselines_section(splits, baselines),
-        _leakage_section(metrics.get(LEAKAGE_KEY), splits),
+        _leakage_section(_leakage(metrics, splits), splits),
         _plots_section(run_dir, splits, history, predictions, threshold),
     ]
     sections += [f"## {title}\n\n{body.strip()}" for title, body in extra_sections]
@@ -488,7 +507,7 @@ def write_model_card(
     else:
         origin = f"baseline ({flat.get('arch')}) trained from scratch"
         licence_text = f"Licence: **{licence}**."
-    leakage = metrics.get(LEAKAGE_KEY) or {}
+    leakage = _leakage(metrics, splits)
     duplicates = sum(int(c.get("exact", 0)) + int(c.get("revcomp", 0)) for c in leakage.values())
     label_text = ", ".join(f"`{lab}`" for lab in labels) if labels else "Numeric target (regression)."
     sections = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,17 @@ CHAR_VOCAB = [*BERT_SPECIALS, *"ACGTN"]
 DNABERT_BASES = "ATCG"  # DNABERT and Nucleotide Transformer enumerate k-mers in product("ATCG") order
 _ACGT_RUN = re.compile(r"[ACGT]+")
 _DNA_LETTERS = frozenset("ACGTUN")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _upper(seq: str) -> str:
+    """Upper-case ASCII letters only, so positions never shift ('ß'.upper() is 'SS')."""
+    return seq.upper() if seq.isascii() else seq.translate(_ASCII_UPPER)
+
+
+def _lower(seq: str) -> str:
+    return seq.lower() if seq.isascii() else seq.translate(_ASCII_LOWER)
 
 
 @dataclass(slots=True)
@@ -109,14 +121,16 @@ class SequenceTokenizer:
         size = len(self.vocab)
         bad = [i for i in ids if not 0 <= int(i) < size]
         if bad:
-            raise InputError(f"token ids {bad[:5]} are outside the {self.spec} vocabulary [0, {size}); "
-                             "decode ids with the tokenizer that produced them")
+            raise InputError(
+                f"token ids {bad[:5]} are outside the {self.spec} vocabulary [0, {size}); "
+                "decode ids with the tokenizer that produced them"
+            )
         return [self.vocab[int(i)] for i in ids]
 
     def encode(self, seq: str, max_tokens: int | None = None) -> Encoding:
         """Tokenize ``seq``; with ``max_tokens``, keep at most that many tokens including specials."""
         limit = self._content_limit(max_tokens)
-        ids, offsets = self._encode_content(seq.upper(), limit)
+        ids, offsets = self._encode_content(_upper(seq), limit)
         prefix = [self.cls_id] if self.cls_id is not None else []
         suffix = [self.eos_id] if self.eos_id is not None else []
         return Encoding(
@@ -135,7 +149,7 @@ class SequenceTokenizer:
 
     def to_hf_text(self, seq: str) -> str:
         """The text a ``transformers`` tokenizer loaded from ``save_pretrained`` expects for ``seq``."""
-        return seq.upper()
+        return _upper(seq)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write vocab.txt + tokenizer_config.json (AutoTokenizer-loadable) and genoml_tokenizer.json."""
@@ -165,7 +179,10 @@ class SequenceTokenizer:
         """Sequence tokens allowed by ``max_tokens`` (None = no limit); errors when none fit."""
         if max_tokens is None:
             return None
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= self.n_special:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
+            raise InputError(f"max_tokens={max_tokens!r} is not an integer; give a token count such as 512")
+        max_tokens = int(max_tokens)
+        if max_tokens <= self.n_special:
             raise InputError(
                 f"max_tokens={max_tokens!r} leaves no room for sequence tokens: {self.spec} adds "
                 f"{self.n_special} special token(s); give max_tokens >= {self.n_special + 1}"
@@ -190,8 +207,14 @@ class KmerTokenizer(SequenceTokenizer):
 
     def __init__(self, k: int) -> None:
         super().__init__(
-            f"kmer:{k}", "dna", BERT_SPECIALS + kmers(k),
-            pad="[PAD]", unk="[UNK]", mask="[MASK]", cls="[CLS]", eos="[SEP]",
+            f"kmer:{k}",
+            "dna",
+            BERT_SPECIALS + kmers(k),
+            pad="[PAD]",
+            unk="[UNK]",
+            mask="[MASK]",
+            cls="[CLS]",
+            eos="[SEP]",
         )
         self.k = k
         self._span_width = k
@@ -200,7 +223,6 @@ class KmerTokenizer(SequenceTokenizer):
         for code, base in enumerate(DNABERT_BASES):
             lut[ord(base)] = code
         self._lut = lut
-        self._weights = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
 
     def _encode_content(self, seq, limit):
         k = self.k
@@ -209,7 +231,7 @@ class KmerTokenizer(SequenceTokenizer):
         n = len(seq) - k + 1
         if n <= 0:
             return ([self.unk_id], [(0, len(seq))]) if seq else ([], [])
-        if n < 64:
+        if n < 150:  # measured crossover: dict lookups win below ~150 k-mers, numpy above
             get, unk = self._kmer_id.get, self.unk_id
             ids = [get(seq[i : i + k], unk) for i in range(n)]
         else:
@@ -218,17 +240,24 @@ class KmerTokenizer(SequenceTokenizer):
 
     def _kmer_ids_numpy(self, seq: str, n: int) -> list[int]:
         """Vectorised k-mer ids for long sequences (same result as the dict lookup)."""
+        k = self.k
         codes = self._lut[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]  # (L,)
-        windows = np.lib.stride_tricks.sliding_window_view(codes, self.k)  # (n, k)
-        ids = windows @ self._weights + len(BERT_SPECIALS)
-        ids[(windows == 4).any(axis=1)] = self.unk_id
+        ids = codes[:n].copy()  # (n,) base-4 number of each k-mer, built one base at a time
+        for j in range(1, k):
+            ids <<= 2
+            ids += codes[j : j + n]
+        ids += len(BERT_SPECIALS)
+        invalid = codes == 4
+        if invalid.any():
+            seen = np.cumsum(invalid)  # (L,) non-ACGT letters up to each position
+            ids[seen[k - 1 :] - np.concatenate(([0], seen[: n - 1])) > 0] = self.unk_id
         return ids.tolist()
 
     def max_bases(self, max_tokens: int) -> int:
         return self._content_limit(max_tokens) + self.k - 1
 
     def to_hf_text(self, seq: str) -> str:
-        seq, k = seq.upper(), self.k
+        seq, k = _upper(seq), self.k
         return " ".join(seq[i : i + k] for i in range(len(seq) - k + 1)) if len(seq) >= k else seq
 
     def _hf_config(self) -> dict:
@@ -249,8 +278,15 @@ class NTKmerTokenizer(SequenceTokenizer):
 
     def __init__(self, k: int) -> None:
         super().__init__(
-            f"nt-kmer:{k}", "dna", NT_SPECIALS + kmers(k) + [*DNABERT_BASES, "N"],
-            pad="<pad>", unk="<unk>", mask="<mask>", cls="<cls>", eos=None, extra_special=["<eos>", "<bos>"],
+            f"nt-kmer:{k}",
+            "dna",
+            NT_SPECIALS + kmers(k) + [*DNABERT_BASES, "N"],
+            pad="<pad>",
+            unk="<unk>",
+            mask="<mask>",
+            cls="<cls>",
+            eos=None,
+            extra_special=["<eos>", "<bos>"],
         )
         self.k = k
         first_single = len(NT_SPECIALS) + 4**k
@@ -285,8 +321,14 @@ class NTKmerTokenizer(SequenceTokenizer):
         return self._content_limit(max_tokens) * self.k
 
     def _hf_config(self) -> dict:
-        return {"tokenizer_class": "EsmTokenizer", "unk_token": "<unk>", "pad_token": "<pad>",
-                "mask_token": "<mask>", "cls_token": "<cls>", "eos_token": None}
+        return {
+            "tokenizer_class": "EsmTokenizer",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask>",
+            "cls_token": "<cls>",
+            "eos_token": None,
+        }
 
 
 class _ResidueTokenizer(SequenceTokenizer):
@@ -311,11 +353,12 @@ class CharTokenizer(_ResidueTokenizer):
     """Single nucleotides: ``[CLS] A C G T N [SEP]``; other letters are [UNK]."""
 
     def __init__(self) -> None:
-        super().__init__("char", "dna", CHAR_VOCAB, pad="[PAD]", unk="[UNK]", mask="[MASK]",
-                         cls="[CLS]", eos="[SEP]")
+        super().__init__(
+            "char", "dna", CHAR_VOCAB, pad="[PAD]", unk="[UNK]", mask="[MASK]", cls="[CLS]", eos="[SEP]"
+        )
 
     def to_hf_text(self, seq: str) -> str:
-        return " ".join(seq.upper())
+        return " ".join(_upper(seq))
 
     def _hf_config(self) -> dict:
         return _bert_config()
@@ -328,23 +371,38 @@ class EsmTokenizer(_ResidueTokenizer):
     """ESM-2 residues, ids exactly as the 33-token ESM-2 vocabulary: ``<cls> seq <eos>``."""
 
     def __init__(self) -> None:
-        super().__init__("esm", "protein", ESM_VOCAB, pad="<pad>", unk="<unk>", mask="<mask>",
-                         cls="<cls>", eos="<eos>")
+        super().__init__(
+            "esm", "protein", ESM_VOCAB, pad="<pad>", unk="<unk>", mask="<mask>", cls="<cls>", eos="<eos>"
+        )
 
     def _hf_config(self) -> dict:
-        return {"tokenizer_class": "EsmTokenizer", "unk_token": "<unk>", "pad_token": "<pad>",
-                "mask_token": "<mask>", "cls_token": "<cls>", "eos_token": "<eos>"}
+        return {
+            "tokenizer_class": "EsmTokenizer",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask>",
+            "cls_token": "<cls>",
+            "eos_token": "<eos>",
+        }
 
 
 class ProtBertTokenizer(_ResidueTokenizer):
     """ProtBert (Rostlab/prot_bert) residues: ``[CLS] seq [SEP]``."""
 
     def __init__(self) -> None:
-        super().__init__("protbert", "protein", PROTBERT_VOCAB, pad="[PAD]", unk="[UNK]", mask="[MASK]",
-                         cls="[CLS]", eos="[SEP]")
+        super().__init__(
+            "protbert",
+            "protein",
+            PROTBERT_VOCAB,
+            pad="[PAD]",
+            unk="[UNK]",
+            mask="[MASK]",
+            cls="[CLS]",
+            eos="[SEP]",
+        )
 
     def to_hf_text(self, seq: str) -> str:
-        return " ".join(seq.upper())
+        return " ".join(_upper(seq))
 
     def _hf_config(self) -> dict:
         return _bert_config()
@@ -354,9 +412,17 @@ class ProtBertTokenizer(_ResidueTokenizer):
 
 
 def _bert_config() -> dict:
-    return {"tokenizer_class": "BertTokenizer", "do_lower_case": False, "tokenize_chinese_chars": False,
-            "strip_accents": False, "unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]",
-            "sep_token": "[SEP]", "mask_token": "[MASK]"}
+    return {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": False,
+        "tokenize_chinese_chars": False,
+        "strip_accents": False,
+        "unk_token": "[UNK]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    }
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -375,8 +441,9 @@ def build_tokenizer(spec: str) -> SequenceTokenizer:
         sizes = KMER_SIZES if name == "kmer" else NT_KMER_SIZES
         if arg.isdigit() and int(arg) in sizes:
             return KmerTokenizer(int(arg)) if name == "kmer" else NTKmerTokenizer(int(arg))
-        raise InputError(f"tokenizer {spec!r}: k must be an integer in {sizes.start}..{sizes.stop - 1}; "
-                         f"e.g. {name}:6")
+        raise InputError(
+            f"tokenizer {spec!r}: k must be an integer in {sizes.start}..{sizes.stop - 1}; e.g. {name}:6"
+        )
     if name == "hf":
         raise InputError("tokenizer 'hf' wraps a model's own tokenizer; load it with load_tokenizer(folder)")
     raise InputError(f"unknown tokenizer {spec!r}; allowed: {SPEC_HELP}")
@@ -407,8 +474,10 @@ def load_tokenizer(folder: str | Path) -> SequenceTokenizer:
     genoml tokenizer id for id; else an ``HFTokenizer`` adapter around the folder's HF tokenizer."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder; give a model or tokenizer folder "
-                         "(written by genoml or transformers save_pretrained)")
+        raise InputError(
+            f"{folder}: not a folder; give a model or tokenizer folder "
+            "(written by genoml or transformers save_pretrained)"
+        )
     meta = folder / GENOML_TOKENIZER_FILE
     if meta.is_file():
         spec = _read_spec(meta)
@@ -436,15 +505,19 @@ def _read_spec(path: Path) -> str:
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))["spec"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: expected JSON with a 'spec' key like {{\"spec\": \"kmer:6\"}} ({err}); "
-                         "rewrite it with tokenizer.save_pretrained(folder)") from err
+        raise InputError(
+            f'{path}: expected JSON with a \'spec\' key like {{"spec": "kmer:6"}} ({err}); '
+            "rewrite it with tokenizer.save_pretrained(folder)"
+        ) from err
     return str(spec)
 
 
 def _check_vocab_file(path: Path, tokenizer: SequenceTokenizer) -> None:
     if path.is_file() and path.read_text(encoding="utf-8").splitlines() != tokenizer.vocab:
-        raise InputError(f"{path}: vocabulary differs from the {tokenizer.spec} vocabulary named in "
-                         f"{GENOML_TOKENIZER_FILE}; rewrite both with tokenizer.save_pretrained(folder)")
+        raise InputError(
+            f"{path}: vocabulary differs from the {tokenizer.spec} vocabulary named in "
+            f"{GENOML_TOKENIZER_FILE}; rewrite both with tokenizer.save_pretrained(folder)"
+        )
 
 
 def _spec_from_vocab_file(path: Path) -> str | None:
@@ -460,8 +533,10 @@ def _auto_tokenizer(folder: Path):
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as err:  # transformers raises OSError, ValueError, KeyError... for unusable folders
-        raise InputError(f"{folder}: no tokenizer that transformers can load without remote code ({err}); "
-                         "give a folder with vocab.txt/tokenizer.json, or a genoml tokenizer spec") from err
+        raise InputError(
+            f"{folder}: no tokenizer that transformers can load without remote code ({err}); "
+            "give a folder with vocab.txt/tokenizer.json, or a genoml tokenizer spec"
+        ) from err
 
 
 def _ordered_vocab(hf) -> list[str]:
@@ -505,10 +580,21 @@ class HFTokenizer(SequenceTokenizer):
         eos = hf.sep_token if hf.sep_token is not None else hf.eos_token
         missing = [name for name, tok in (("unk", unk), ("pad", pad)) if tok is None]
         if missing:
-            raise InputError(f"{self.source}: tokenizer has no {' or '.join(missing)} token; genoml needs both "
-                             "for padding and unknown letters; set them in tokenizer_config.json")
-        super().__init__("hf", "dna", vocab, pad=pad, unk=unk, mask=mask if mask is not None else unk,
-                         cls=cls, eos=eos, extra_special=special_tokens)
+            raise InputError(
+                f"{self.source}: tokenizer has no {' or '.join(missing)} token; genoml needs both "
+                "for padding and unknown letters; set them in tokenizer_config.json"
+            )
+        super().__init__(
+            "hf",
+            "dna",
+            vocab,
+            pad=pad,
+            unk=unk,
+            mask=mask if mask is not None else unk,
+            cls=cls,
+            eos=eos,
+            extra_special=special_tokens,
+        )
         if mask is None:
             self.mask_id = None  # type: ignore[assignment]  # no masked-LM with this tokenizer
         self._inserted = set(self._special) - {self.unk_id}
@@ -516,7 +602,9 @@ class HFTokenizer(SequenceTokenizer):
         self._content = [w for w in words if w and not _is_bracketed(w)]
         self.alphabet = _guess_alphabet(self._content)
         letters = "".join(self._content)
-        self._case = "upper" if letters == letters.upper() else ("lower" if letters == letters.lower() else "")
+        self._case = (
+            "upper" if letters == letters.upper() else ("lower" if letters == letters.lower() else "")
+        )
         self._max_piece = max((len(w) for w in self._content), default=1)
 
     def _detect_mode(self) -> tuple[str, int]:
@@ -550,7 +638,7 @@ class HFTokenizer(SequenceTokenizer):
         return 0, len(with_specials) - len(bare)
 
     def _prepare(self, seq: str) -> str:
-        return seq.upper() if self._case == "upper" else seq.lower() if self._case == "lower" else seq
+        return _upper(seq) if self._case == "upper" else _lower(seq) if self._case == "lower" else seq
 
     def to_hf_text(self, seq: str) -> str:
         seq = self._prepare(seq)
@@ -581,7 +669,9 @@ class HFTokenizer(SequenceTokenizer):
             ids = list(out["input_ids"][i])
             special = [t in self._inserted for t in ids]
             spans = out["offset_mapping"][i] if fast else self._spans_from_tokens(text, ids, special)
-            offsets = [(0, 0) if sp else self._to_seq_span(s, e, len(seq)) for (s, e), sp in zip(spans, special)]
+            offsets = [
+                (0, 0) if sp else self._to_seq_span(s, e, len(seq)) for (s, e), sp in zip(spans, special)
+            ]
             encodings.append(_truncate(Encoding(ids, offsets, special), limit))
         return encodings
 

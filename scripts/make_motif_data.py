@@ -100,7 +100,12 @@ def make_split(rng: np.random.Generator, name: str, n: int) -> list[dict[str, st
         else:
             seq, start = make_negative(rng, probs), None
         rows.append(
-            {"id": f"{name}_{i + 1:04d}", "sequence": seq, "label": str(label), "motif_start": "" if start is None else str(start)}
+            {
+                "id": f"{name}_{i + 1:04d}",
+                "sequence": seq,
+                "label": str(label),
+                "motif_start": "" if start is None else str(start),
+            }
         )
     return rows
 
@@ -162,8 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     write_examples(out / "examples", splits["test"])
     sizes = {f"n_{name}": n for name, n in SPLITS}
     text = README.format(
-        seed=args.seed, seq_len=SEQ_LEN, gc=GC, consensus=CONSENSUS, jaspar=JASPAR_CONSENSUS, fidelity=FIDELITY,
-        other=(1 - FIDELITY) / 3, max_mm=MAX_SITE_MISMATCHES, w=len(CONSENSUS), min_mm_minus=MIN_NEG_MISMATCHES - 1,
+        seed=args.seed,
+        seq_len=SEQ_LEN,
+        gc=GC,
+        consensus=CONSENSUS,
+        jaspar=JASPAR_CONSENSUS,
+        fidelity=FIDELITY,
+        other=(1 - FIDELITY) / 3,
+        max_mm=MAX_SITE_MISMATCHES,
+        w=len(CONSENSUS),
+        min_mm_minus=MIN_NEG_MISMATCHES - 1,
         **sizes,
     )
     (out / "motif" / "README.md").write_text(text)

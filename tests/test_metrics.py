@@ -167,7 +167,9 @@ def test_regression_known_correlations():
     assert m["r2"] == pytest.approx(0.6) and m["n"] == 5
     cubic = regression_metrics([1, 2, 3, 4], [1, 8, 27, 64])
     assert cubic["spearman"] == pytest.approx(1.0)
-    assert cubic["pearson"] == pytest.approx(pearsonr([1, 2, 3, 4], [1, 8, 27, 64])[0]) and cubic["pearson"] < 1
+    assert (
+        cubic["pearson"] == pytest.approx(pearsonr([1, 2, 3, 4], [1, 8, 27, 64])[0]) and cubic["pearson"] < 1
+    )
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=50), rng.normal(size=50)
     assert regression_metrics(a, b)["spearman"] == pytest.approx(spearmanr(a, b)[0])

@@ -1,0 +1,580 @@
+"""The one training loop of genoml (pretrain and finetune); it knows nothing about the model.
+
+Built on Accelerate: the same code runs in one process, under `torchrun` or `accelerate launch`
+(DDP; FSDP/DeepSpeed through the Accelerate config), bf16 autocast on CUDA. Data contract:
+`get_batch(micro_step, rank, world_size) -> dict of tensors` is a pure function of its arguments,
+so the data position is the step and a resumed run is exact. Checkpoints are atomic folders
+`checkpoints/step-NNNNNN/` (safetensors + weights-only torch files + JSON, `COMPLETE` written last).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from genoml.errors import GenomlError, InputError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+COMPLETE = "COMPLETE"
+BEST_IN_MEMORY_BYTES = 2**31  # larger models keep their best weights on disk
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Steps are optimizer steps; one step = `grad_accum` micro-batches per rank.
+
+    Global batch = per-rank micro-batch x world size x grad_accum. To keep it fixed whatever the
+    number of processes, `get_batch` should split one global micro-batch across ranks (row i goes
+    to rank i % world_size, as genoml.pretrain and genoml.finetune do): the optimizer then sees the
+    same examples per step on 1 or N processes.
+    """
+
+    max_steps: int
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    grad_accum: int = 1
+    clip_norm: float = 1.0
+    seed: int = 0
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 50
+    patience: int | None = None  # evals without improvement of select_metric before early stop
+    time_budget_s: float | None = None  # wall time over the whole run, resumes included
+    select_metric: str | None = None  # evaluate() key used for early stopping and best weights
+    greater_is_better: bool = True
+    keep_checkpoints: int = 1
+    schedule: str = "linear"  # linear | cosine | constant (after warmup)
+    mixed_precision: str | None = None  # None = bf16 on CUDA, "no" on CPU
+    find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
+
+    def validate(self) -> None:
+        checks = [
+            ("max_steps", self.max_steps >= 1, "at least 1"),
+            ("lr", self.lr > 0, "positive"),
+            ("grad_accum", self.grad_accum >= 1, "at least 1"),
+            ("eval_every", self.eval_every >= 1, "at least 1"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
+            ("log_every", self.log_every >= 1, "at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("schedule", self.schedule in ("linear", "cosine", "constant"), "linear, cosine or constant"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise InputError(f"training setting {name}={getattr(self, name)!r}: must be {allowed}")
+        if self.patience is not None and self.select_metric is None:
+            raise InputError("training setting patience needs select_metric (the metric early stopping watches)")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    best: dict | None
+    steps: int
+    stopped_reason: str  # max_steps | early_stop | time_budget | interrupted
+
+
+@dataclass
+class _State:
+    """Everything besides tensors that a checkpoint restores."""
+
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    bad_evals: int = 0
+    elapsed_s: float = 0.0
+    stopped: str | None = None
+    last_eval_step: int = -1
+
+
+# ---------------------------------------------------------------- optimizer and schedule
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over parameters that still train; no weight decay on biases and norms (ndim < 2)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise GenomlError("the model has no trainable parameters (everything is frozen)")
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+class _Schedule:
+    """Linear warmup to the peak lr, then linear or cosine decay to 0 (or constant). Picklable, pure."""
+
+    def __init__(self, max_steps: int, warmup_ratio: float, kind: str):
+        self.total, self.kind = max_steps, kind
+        self.warmup = int(round(max_steps * warmup_ratio))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        if self.kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return max(0.0, 1.0 - progress)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Schedule(cfg.max_steps, cfg.warmup_ratio, cfg.schedule))
+
+
+# ---------------------------------------------------------------- tensors and RNG on disk (no pickle)
+
+
+def save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    """state_dict -> safetensors; tensors sharing storage (tied weights) are stored once, as aliases."""
+    from safetensors.torch import save_file
+
+    seen: dict[tuple, str] = {}
+    storages: set[int] = set()
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for name, t in state.items():
+        ptr = t.untyped_storage().data_ptr()
+        key = (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if t.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        t = t.detach().to("cpu")
+        # another view of an already stored storage (or a non-contiguous one) is stored as its own copy
+        tensors[name] = t.clone() if (t.numel() and ptr in storages) or not t.is_contiguous() else t
+        storages.add(ptr)
+    save_file(tensors, str(path), metadata={"aliases": json.dumps(aliases)})
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    state.update({name: state[target] for name, target in aliases.items()})
+    return state
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states: python/numpy as JSON-able lists, torch as tensors."""
+    np_state = np.random.get_state()
+    state = {
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """Newest `checkpoints/step-NNNNNN` folder holding a COMPLETE marker (incomplete ones are ignored)."""
+    root = Path(out_dir) / CHECKPOINT_DIR
+    done = [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()] if root.is_dir() else []
+    return max(done, key=lambda p: int(p.name[5:]), default=None)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- interruption
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM set a flag checked at the next step boundary; a second SIGINT aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("%s received: stopping after this step and writing a checkpoint", signal.Signals(signum).name)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopSignal]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class Trainer:
+    """Optimise `loss_fn(model, batch)` over batches from `get_batch`, with evals, checkpoints, resume.
+
+    `evaluate(model) -> dict` runs under no_grad in eval mode on every rank (rank 0's result is
+    used); it gets the unwrapped model except under FSDP/DeepSpeed. Only rank 0 writes files.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        out_dir: Path,
+        *,
+        get_batch: Callable[[int, int, int], dict],
+        loss_fn: Callable[[nn.Module, dict], torch.Tensor],
+        evaluate: Callable[[nn.Module], dict] | None = None,
+        on_log: Callable[[dict], None] | None = None,
+    ):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        cfg.validate()
+        self.cfg, self.out_dir = cfg, Path(out_dir)
+        self.get_batch, self.loss_fn, self.evaluate, self.on_log = get_batch, loss_fn, evaluate, on_log
+        precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+        self.accelerator = Accelerator(
+            mixed_precision=precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
+        )
+        self.model = model
+        self._best_weights: dict[str, torch.Tensor] | Path | None = None
+        self._saved_step = -1  # step of the last checkpoint written (same value on every rank)
+
+    # -- public
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train to max_steps, early stop, time budget or SIGINT/SIGTERM; restore the best weights."""
+        from accelerate.utils import set_seed
+
+        cfg, acc = self.cfg, self.accelerator
+        set_seed(cfg.seed, device_specific=True)
+        optimizer = build_optimizer(self.model, cfg)
+        scheduler = build_scheduler(optimizer, cfg)  # not prepared: Accelerate would step it once per process
+        model, optimizer = acc.prepare(self.model, optimizer)
+        self._prepared = model
+        state = _State()
+        ckpt = latest_checkpoint(self.out_dir) if resume else None
+        if ckpt is not None:
+            self._load_checkpoint(ckpt, model, optimizer, scheduler, state)
+        elif resume:
+            log.info("resume: no complete checkpoint under %s; starting from step 0", self.out_dir / CHECKPOINT_DIR)
+        self._rewrite_metrics(state.history)
+        model.train()
+        with _StopSignal().installed() as stop:
+            reason = self._loop(model, optimizer, scheduler, state, stop)
+        self._finish(model, optimizer, scheduler, state, reason)
+        return TrainResult(history=state.history, best=state.best, steps=state.step, stopped_reason=reason)
+
+    # -- loop pieces
+
+    def _loop(self, model, optimizer, scheduler, state: _State, stop: _StopSignal) -> str:
+        cfg = self.cfg
+        if state.stopped == "early_stop":
+            return "early_stop"
+        started = time.time() - state.elapsed_s
+        window = {"loss": 0.0, "steps": 0, "tokens": 0, "t0": time.time()}
+        while state.step < cfg.max_steps:
+            loss, tokens = self._train_step(model, optimizer, scheduler, state.step)
+            state.step += 1
+            state.elapsed_s = time.time() - started
+            window["loss"] += loss
+            window["steps"] += 1
+            window["tokens"] += tokens
+            if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
+                self._log_train(state, window, scheduler)
+            early = False
+            if self.evaluate is not None and state.step % cfg.eval_every == 0:
+                early = self._eval(model, state)
+            if state.step % cfg.checkpoint_every == 0:
+                self._save_checkpoint(model, optimizer, scheduler, state)
+            if early:
+                return "early_stop"
+            over_budget = cfg.time_budget_s is not None and state.elapsed_s >= cfg.time_budget_s
+            interrupted, out_of_time = self._any_rank(stop.requested, over_budget)
+            if interrupted:
+                return "interrupted"
+            if out_of_time and state.step < cfg.max_steps:
+                log.info("time budget of %.0f s reached at step %d", cfg.time_budget_s, state.step)
+                return "time_budget"
+        return "max_steps"
+
+    def _train_step(self, model, optimizer, scheduler, step: int) -> tuple[torch.Tensor, int]:
+        """One optimizer step over grad_accum micro-batches. Returns (mean loss, tokens seen by this rank)."""
+        cfg, acc = self.cfg, self.accelerator
+        total = torch.zeros((), device=acc.device)
+        tokens = 0
+        for k in range(cfg.grad_accum):
+            batch = self.get_batch(step * cfg.grad_accum + k, acc.process_index, acc.num_processes)
+            batch = {n: v.to(acc.device) if torch.is_tensor(v) else v for n, v in batch.items()}
+            if "input_ids" in batch:
+                mask = batch.get("attention_mask")
+                tokens += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+            with acc.accumulate(model):
+                with acc.autocast():
+                    loss = self.loss_fn(model, batch)
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    if cfg.clip_norm:
+                        acc.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            total += loss.detach().float()
+        return total / cfg.grad_accum, tokens
+
+    def _any_rank(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag OR-ed over ranks (one all-reduce), so all ranks take the same branch."""
+        if self.accelerator.num_processes == 1:
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.accelerator.device)
+        return tuple(bool(v > 0) for v in self.accelerator.reduce(t, reduction="sum").tolist())
+
+    def _log_train(self, state: _State, window: dict, scheduler) -> None:
+        acc = self.accelerator
+        packed = torch.stack(
+            [torch.as_tensor(window["loss"], dtype=torch.float32, device=acc.device).reshape(()),
+             torch.tensor(float(window["tokens"]), device=acc.device)]
+        )
+        if acc.num_processes > 1:
+            packed = acc.reduce(packed, reduction="sum")
+        loss = float(packed[0]) / (window["steps"] * acc.num_processes)
+        seconds = max(time.time() - window["t0"], 1e-9)
+        if not math.isfinite(loss):
+            raise GenomlError(
+                f"training loss became {loss} at step {state.step}; lower the learning rate (now {self.cfg.lr}) "
+                "or check the input data"
+            )
+        record = {"event": "train", "step": state.step, "loss": round(loss, 6), "lr": scheduler.get_last_lr()[0]}
+        if packed[1] > 0:
+            record["tokens_per_s"] = round(float(packed[1]) / seconds, 1)
+        record["elapsed_s"] = round(state.elapsed_s, 2)
+        log.info(
+            "step %d/%d  loss %.4f  lr %.2e%s", state.step, self.cfg.max_steps, loss, record["lr"],
+            f"  {record['tokens_per_s']:,.0f} tok/s" if "tokens_per_s" in record else "",
+        )
+        self._record(state, record)
+        window.update(loss=0.0, steps=0, tokens=0, t0=time.time())
+
+    def _eval(self, model, state: _State) -> bool:
+        """Run evaluate, record it, track the best weights. Returns True when patience is exhausted."""
+        from accelerate.utils import DistributedType, broadcast_object_list
+
+        acc, cfg = self.accelerator, self.cfg
+        sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+        target = model if sharded else acc.unwrap_model(model)
+        model.eval()
+        with torch.no_grad():
+            metrics = dict(self.evaluate(target) or {})
+        model.train()
+        if acc.num_processes > 1:
+            box = [metrics]
+            broadcast_object_list(box, from_process=0)
+            metrics = box[0]
+        state.last_eval_step = state.step
+        record = {"event": "eval", "step": state.step, **metrics}
+        log.info("eval step %d: %s", state.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                                            if isinstance(v, int | float)))
+        self._record(state, record)
+        if cfg.select_metric is None:
+            return False
+        value = metrics.get(cfg.select_metric)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise GenomlError(f"evaluate() returned {cfg.select_metric}={value!r}; it must return a finite number")
+        best = None if state.best is None else state.best[cfg.select_metric]
+        if best is None or (value > best if cfg.greater_is_better else value < best):
+            state.best, state.bad_evals = record, 0
+            self._snapshot_best(model)
+            return False
+        state.bad_evals += 1
+        return cfg.patience is not None and state.bad_evals >= cfg.patience
+
+    def _finish(self, model, optimizer, scheduler, state: _State, reason: str) -> None:
+        """Final eval (unless interrupted), final checkpoint, best weights restored."""
+        evaluated = reason != "interrupted" and self.evaluate is not None and state.last_eval_step != state.step
+        if evaluated:
+            self._eval(model, state)
+        if reason == "early_stop":
+            state.stopped = reason
+        if evaluated or self._saved_step != state.step or reason == "early_stop":
+            self._save_checkpoint(model, optimizer, scheduler, state)
+        if reason != "interrupted" and self._best_weights is not None and state.best is not None:
+            self._load_model_state(model, self._best_state())
+            log.info("restored the best weights: step %d, %s %.4g", state.best["step"], self.cfg.select_metric,
+                     state.best[self.cfg.select_metric])
+
+    # -- records
+
+    def _record(self, state: _State, record: dict) -> None:
+        record = _finite(record)
+        state.history.append(record)
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if self.on_log is not None:
+                self.on_log(record)
+
+    def _rewrite_metrics(self, history: list[dict]) -> None:
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            text = "".join(json.dumps(r) + "\n" for r in history)
+            (self.out_dir / "metrics.jsonl").write_text(text)
+
+    # -- weights
+
+    def _model_state(self, model) -> dict[str, torch.Tensor]:
+        return self.accelerator.get_state_dict(model)  # full state on rank 0, also under FSDP/DeepSpeed
+
+    def _load_model_state(self, model, sd: dict[str, torch.Tensor]) -> None:
+        self.accelerator.unwrap_model(model).load_state_dict(sd)
+
+    def _snapshot_best(self, model) -> None:
+        sd = self._model_state(model)
+        size = sum(t.numel() * t.element_size() for t in sd.values())
+        if size < BEST_IN_MEMORY_BYTES:
+            self._best_weights = {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
+            return
+        path = self.out_dir / CHECKPOINT_DIR / "best-weights.safetensors"
+        if self.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_tensors(sd, path.with_suffix(".tmp"))
+            os.replace(path.with_suffix(".tmp"), path)
+        self.accelerator.wait_for_everyone()
+        self._best_weights = path
+
+    def _best_state(self) -> dict[str, torch.Tensor]:
+        best = self._best_weights
+        return load_tensors(best) if isinstance(best, Path) else best
+
+    # -- checkpoints
+
+    def _save_checkpoint(self, model, optimizer, scheduler, state: _State) -> None:
+        """Write checkpoints/step-NNNNNN.tmp/, COMPLETE last, then rename; prune old ones. Rank 0 writes."""
+        from accelerate.utils import gather_object
+
+        acc = self.accelerator
+        rngs = [_rng_state()] if acc.num_processes == 1 else gather_object([_rng_state()])
+        model_sd = self._model_state(model)
+        if self.is_main:
+            root = self.out_dir / CHECKPOINT_DIR
+            final = root / f"step-{state.step:06d}"
+            tmp = root / f"{final.name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            save_tensors(model_sd, tmp / "model.safetensors")
+            if self._best_weights is not None:
+                save_tensors(self._best_state(), tmp / "best.safetensors")
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+            self._write_rng(tmp, rngs)
+            meta = {**asdict(state), "world_size": acc.num_processes, "config": asdict(self.cfg)}
+            (tmp / "state.json").write_text(json.dumps(_finite(meta)) + "\n")
+            with open(tmp / COMPLETE, "w") as f:
+                f.write(f"step {state.step}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            self._prune(root)
+            log.info("checkpoint written: %s", final)
+        self._saved_step = state.step
+        acc.wait_for_everyone()
+
+    @staticmethod
+    def _write_rng(folder: Path, rngs: list[dict]) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {f"torch.{r}": s["torch"] for r, s in enumerate(rngs)}
+        for r, s in enumerate(rngs):
+            tensors.update({f"cuda.{r}.{i}": t for i, t in enumerate(s.get("cuda", []))})
+        save_file(tensors, str(folder / "rng.safetensors"))
+        (folder / "rng.json").write_text(json.dumps([{k: s[k] for k in ("python", "numpy")} for s in rngs]))
+
+    def _prune(self, root: Path) -> None:
+        done = sorted((p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()),
+                      key=lambda p: int(p.name[5:]))
+        for old in done[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in root.glob("step-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _load_checkpoint(self, ckpt: Path, model, optimizer, scheduler, state: _State) -> None:
+        from accelerate.utils import DistributedType
+        from safetensors import safe_open
+
+        acc = self.accelerator
+        if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            raise GenomlError(f"resume under {acc.distributed_type.value} is not supported yet; resume with DDP "
+                              f"(torchrun) or a single process from {ckpt}")
+        meta = json.loads((ckpt / "state.json").read_text())
+        for f in ("step", "history", "best", "bad_evals", "elapsed_s", "stopped", "last_eval_step"):
+            setattr(state, f, meta[f])
+        self._load_model_state(model, load_tensors(ckpt / "model.safetensors"))
+        if (ckpt / "best.safetensors").is_file():
+            self._best_weights = load_tensors(ckpt / "best.safetensors")
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
+        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", map_location="cpu", weights_only=True))
+        rank = acc.process_index
+        py = json.loads((ckpt / "rng.json").read_text())
+        if rank < len(py):
+            with safe_open(str(ckpt / "rng.safetensors"), framework="pt") as f:
+                rng = {**py[rank], "torch": f.get_tensor(f"torch.{rank}")}
+                cuda = sorted((k for k in f.keys() if k.startswith(f"cuda.{rank}.")), key=lambda k: int(k.split(".")[2]))  # noqa: SIM118
+                if cuda:
+                    rng["cuda"] = [f.get_tensor(k) for k in cuda]
+            _set_rng_state(rng)
+        else:
+            log.warning("resume: checkpoint from %d processes, now %d: rank %d starts a fresh RNG stream",
+                        meta["world_size"], acc.num_processes, rank)
+        self._saved_step = state.step
+        log.info("resumed from %s (step %d)", ckpt, state.step)
