@@ -204,16 +204,50 @@ def embed(
     run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def attention() -> None:
-    """Attention maps, per-base attributions and motifs for chosen sequences."""
-    _not_yet("attention", 5)
+@app.command()
+def attention(
+    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-'.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
+    out: Annotated[str, typer.Option("--out", help="Output folder (npz, PNG, TSV, bedGraph).")] = ...,
+    ids: Annotated[str | None, typer.Option(help="Comma-separated record ids to explain (default: first 10).")] = None,
+    layer: Annotated[str, typer.Option(help="Layer index (-1 = last) or 'all' (mean over layers).")] = "-1",
+    head: Annotated[str, typer.Option(help="Head index or 'all' (mean over heads).")] = "all",
+    method: Annotated[
+        str, typer.Option(help="Comma list of attention, rollout, grad-input, integrated-gradients.")
+    ] = "attention,grad-input",
+    limit: Annotated[int, typer.Option(help="Explain at most this many records when --ids is not given.")] = 10,
+    bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
+    genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+) -> None:
+    """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
+    from genoml.attention import run_attention
+
+    run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
+                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit)
+    print(out)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench() -> None:
-    """Compare models on the same splits, seeds and budget."""
-    _not_yet("bench", 7)
+@app.command()
+def bench(
+    train: Annotated[str, typer.Argument(help="Training sequences (CSV/TSV/FASTA).")],
+    valid: Annotated[str | None, typer.Option(help="Validation file.")] = None,
+    test: Annotated[str | None, typer.Option(help="Test file.")] = None,
+    models: Annotated[str, typer.Option(help="Comma list of name[:strategy], e.g. cnn,kmer-linear,dir:lora.")] = "cnn,kmer-linear",
+    seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 3,
+    out: Annotated[str, typer.Option("--out", help="Benchmark folder.")] = "runs/bench",
+    time_budget: Annotated[float | None, typer.Option(help="Minutes of training per model and seed.")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 10,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+) -> None:
+    """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
+    from genoml.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
+                      seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs)
+    if force and hasattr(cfg, "force"):
+        cfg.force = True
+    result = run_bench(cfg)
+    print(result.get("table", out) if isinstance(result, dict) else out)
 
 
 # ---------------------------------------------------------------- entry point

@@ -227,7 +227,7 @@ def test_plots_written(tmp_path, bert, kmer3):
     maps = I.attention_maps(bert, enc)
     tokens = kmer3.tokens(enc.ids)
     I.plot_heatmap(maps, tokens, tmp_path / "h.png")
-    I.plot_heatmap(maps, tokens, tmp_path / "grid.png", layer="all", head="all")
+    I.plot_heatmap(maps, tokens, tmp_path / "grid.png", layer="all")
     I.plot_heatmap(I.attention_rollout(maps), tokens, tmp_path / "r.png")
     I.plot_track(
         DNA, {"a": np.arange(len(DNA)), "b": -np.arange(len(DNA))}, tmp_path / "t.png", highlight=(3, 9)

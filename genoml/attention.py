@@ -1,0 +1,56 @@
+"""`genoml attention`: explain chosen records of a trained run (attention maps, per-base tracks).
+
+Glue between the run directory (`genoml.runs.load_predictor`) and `genoml.interpret.explain`.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import islice
+from pathlib import Path
+
+from genoml.errors import InputError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("attention", "rollout", "grad-input", "integrated-gradients")
+
+
+def _index(value: str, flag: str) -> int | str:
+    if value in ("all", "mean"):
+        return "mean"
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{flag} {value}: give an integer or 'all'") from None
+
+
+def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all", methods=("attention",),
+                  limit: int = 10) -> dict:
+    from genoml.interpret import explain
+    from genoml.io import read_records
+    from genoml.runs import load_predictor
+
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise InputError(f"--method {','.join(bad) or '(empty)'}: use one or more of {', '.join(METHODS)}")
+    predictor, meta = load_predictor(model)
+    if predictor.model is None:
+        raise InputError(f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model")
+    if predictor.model.arch != "hf" and {"attention", "rollout"} & set(methods):
+        raise InputError(f"--method: the '{predictor.model.arch}' baseline has no attention; use grad-input")
+    if spec.alphabet == "auto":
+        spec.alphabet = meta.get("alphabet", "auto")
+    records = read_records(spec)
+    if ids:
+        wanted = set(ids)
+        records = [r for r in records if r.id in wanted]
+        missing = wanted - {r.id for r in records}
+        if missing:
+            raise InputError(f"--ids: not found in {spec.path or spec.bed}: {', '.join(sorted(missing)[:5])}")
+    else:
+        records = list(islice(records, limit))
+    summary = explain(predictor.model, records, Path(out), methods=tuple(methods), layer=_index(layer, "--layer"),
+                      head=_index(head, "--head"), max_tokens=predictor.max_tokens, stride=predictor.stride)
+    log.info("explained %d records into %s", len(records), out)
+    return summary
