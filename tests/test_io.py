@@ -115,7 +115,10 @@ def test_rna_read_as_dna_with_flag():
 def test_id_is_first_word_kept_verbatim(tmp_path):
     path = tmp_path / "ids.fa"
     path.write_text(">gi|123|ref|NC_1.1| E. coli label=x\tmore\nAC\n>Seq_2.b\nGG\n")
-    assert essentials(read_fasta(path)) == [("gi|123|ref|NC_1.1|", "AC", "x", ()), ("Seq_2.b", "GG", None, ())]
+    assert essentials(read_fasta(path)) == [
+        ("gi|123|ref|NC_1.1|", "AC", "x", ()),
+        ("Seq_2.b", "GG", None, ()),
+    ]
 
 
 def test_fasta_streams_records_before_a_later_error(tmp_path):
@@ -216,7 +219,9 @@ def test_label_table_agreeing_with_header_labels(tmp_path):
 
 
 def test_class_files_label_records_in_given_order():
-    spec = InputSpec(classes=[("promoter", str(GOOD_DIR / "prom.fa")), ("background", str(GOOD_DIR / "bg.fa"))])
+    spec = InputSpec(
+        classes=[("promoter", str(GOOD_DIR / "prom.fa")), ("background", str(GOOD_DIR / "bg.fa"))]
+    )
     assert essentials(read_records(spec)) == [
         ("p1", "ACGTACGT", "promoter", ()),
         ("p2", "AAAACCCC", "promoter", ()),
