@@ -135,10 +135,41 @@ def _not_yet(name: str, issue: int) -> None:
     raise NotImplementedYetError(f"'genoml {name}' is not implemented yet (tracked in issue {issue})")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def pretrain() -> None:
+@app.command()
+def pretrain(
+    inputs: Annotated[list[str], typer.Argument(help="FASTA files (plain or gzip; genomes or protein sets).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (HF masked-LM + tokenizer + genoml.json).")] = "runs/pretrain",
+    preset: Annotated[str, typer.Option(help="tiny | small | base.")] = "small",
+    tokenizer: Annotated[
+        str | None, typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert (default: char / esm).")
+    ] = None,
+    alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
+    window: Annotated[int, typer.Option(help="Bases (or residues) per training window.")] = 512,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Global batch (all processes x accumulation).")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    mask_rate: Annotated[float, typer.Option(help="Fraction of tokens masked (80/10/10).")] = 0.15,
+    eval_fraction: Annotated[float, typer.Option(help="Held-out share of every record.")] = 0.02,
+    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 500,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between atomic checkpoints.")] = 500,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    model: Annotated[str | None, typer.Option(help="Continue pretraining this HF masked-LM folder or hub id.")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
-    _not_yet("pretrain", 6)
+    from genoml.pretrain import PretrainConfig, run_pretrain
+
+    cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, tokenizer=tokenizer, alphabet=alphabet,
+                         window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
+                         eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                         grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
+                         resume=resume, force=force)
+    path = run_pretrain(cfg)
+    print(path)
 
 
 def _spec(path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False):

@@ -367,6 +367,11 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                         seed=cfg.seed).fit(splits["train"].seqs, y)
         predictor = Predictor(None, job.labels, kmer=km)
     else:
+        if cfg.adapt_steps > 0 and cfg.model not in ("cnn", "rnn"):
+            from genoml.adapt import adapt_model
+
+            cfg.model = adapt_model(cfg.model or default_model(alphabet), splits["train"].seqs, out,
+                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads)
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
         from genoml.strategies import apply_strategy_, merge_lora_

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from genoml.errors import InputError, where
 
@@ -97,7 +97,7 @@ def open_text(path: str | Path) -> Iterator[TextIO]:
             yield fh
         return
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed below
+        raw = open(path, "rb")  # closed by the `with` below
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; check the path") from None
     except IsADirectoryError:
@@ -751,7 +751,16 @@ def _bed_fields(line: str) -> list[str] | None:
     return [cell.strip() for cell in text.split("\t")] if "\t" in text else text.split()
 
 
-def _bed_record(fields, lineno, bed_path, genome, genome_path, label_column, seen, lenient) -> Record:
+def _bed_record(
+    fields: list[str],
+    lineno: int,
+    bed_path: str | Path,
+    genome: Any,  # pyfaidx.Fasta
+    genome_path: str | Path,
+    label_column: int | None,
+    seen: dict[str, int],
+    lenient: bool,
+) -> Record:
     """One BED line -> Record; every problem names bed:line."""
     loc = where(bed_path, lineno)
     chrom, start, end = _bed_interval(fields, loc, genome, genome_path)
@@ -787,7 +796,7 @@ def _bed_record(fields, lineno, bed_path, genome, genome_path, label_column, see
     return Record(rec_id, seq, label, loc, (chrom, start, end, strand), found + flags)
 
 
-def _bed_interval(fields: list[str], loc: str, genome, genome_path) -> tuple[str, int, int]:
+def _bed_interval(fields: list[str], loc: str, genome: Any, genome_path: str | Path) -> tuple[str, int, int]:
     """Validate chrom/start/end of a BED line against the genome."""
     if len(fields) < 3:
         raise InputError(
@@ -823,7 +832,7 @@ def _bed_int(text: str, column: str, loc: str) -> int:
     return int(text)
 
 
-def _open_genome(genome_path: str | Path):
+def _open_genome(genome_path: str | Path) -> Any:
     """Open a (b)gzip-or-plain genome FASTA with pyfaidx (which writes `<genome>.fai` beside it)."""
     import pyfaidx
 
@@ -849,7 +858,7 @@ def _open_genome(genome_path: str | Path):
             f"{path}: cannot index the genome ({err}); pyfaidx writes {path}.fai beside it: "
             "make that folder writable or copy the genome"
         ) from None
-    except Exception as err:  # pyfaidx raises FastaIndexingError, ValueError for duplicate names, ...
+    except (pyfaidx.FastaIndexingError, ValueError, OSError) as err:  # ValueError: duplicate names
         raise InputError(
             f"{path}: cannot index the genome ({err}); fix the FASTA (equal line lengths within a "
             "record, unique names)"

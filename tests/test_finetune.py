@@ -175,3 +175,14 @@ def test_real_pretrained_roberta_finetunes(tmp_path):
     assert run(["-q", "finetune", str(train), "--out", str(tmp_path / "r"), "--model", str(SHARED / "models" / "sapiens-vh"),
                 "--strategy", "lora", "--epochs", "2", "--no-attention", "--no-baselines"]) == 0
     assert json.loads((tmp_path / "r" / "genoml.json").read_text())["tokenizer"]
+
+
+def test_adapt_steps_pretrains_on_train_split_only(motif_csvs, bert_dir, tmp_path):
+    out = tmp_path / "run"
+    finetune(motif_csvs, out, "--model", str(bert_dir), "--epochs", "1", "--adapt-steps", "4", "--no-baselines")
+    adapted = out / "adapted"
+    assert (adapted / "config.json").is_file() and (adapted / "genoml.json").is_file()
+    meta = json.loads((adapted / "genoml.json").read_text())
+    assert meta["steps"] == 4 and meta["corpus"][0]["path"].endswith("adapt_corpus.fa")
+    assert not (out / "adapt_corpus.fa").exists()
+    assert json.loads((out / "genoml.json").read_text())["source_model"] == str(adapted)

@@ -81,6 +81,12 @@ def test_fasta_encodings_give_identical_records(tmp_path, width, newline, compre
     assert essentials(read_fasta(path)) == EXPECTED
 
 
+def test_plain_text_named_gz_is_read_as_plain(tmp_path):
+    path = tmp_path / "x.fa.gz"
+    path.write_bytes(RECORDS_FA.read_bytes())
+    assert essentials(read_fasta(path)) == EXPECTED
+
+
 def test_fasta_committed_crlf_file_matches_lf():
     assert essentials(read_fasta(GOOD_DIR / "records_crlf.fa")) == EXPECTED
 
@@ -275,6 +281,13 @@ def test_read_bed_without_labels_and_missing_label_column(tmp_path):
     assert [r.label for r in read_bed(GOOD_DIR / "regions.bed", genome)] == [None] * 4
     with pytest.raises(InputError, match=r"regions.bed:3: label column 7 asked for, but the line has 6"):
         list(read_bed(GOOD_DIR / "regions.bed", genome, label_column=7))
+
+
+def test_genome_with_uneven_lines_is_an_input_error(tmp_path):
+    genome = tmp_path / "uneven.fa"
+    genome.write_text(">chr1\nACGTACGT\nACG\nACGTACGT\n")
+    with pytest.raises(InputError, match=r"uneven.fa: cannot index the genome .*equal line lengths"):
+        list(read_bed(GOOD_DIR / "regions.bed", genome))
 
 
 def test_read_bed_through_read_records(tmp_path):
