@@ -30,7 +30,18 @@ from genoml.errors import InputError
 
 log = logging.getLogger(__name__)
 
-RESERVED = {"data", "out", "force", "resume", "model", "strategy", "seed", "epochs", "time_budget_min", "threads"}
+RESERVED = {
+    "data",
+    "out",
+    "force",
+    "resume",
+    "model",
+    "strategy",
+    "seed",
+    "epochs",
+    "time_budget_min",
+    "threads",
+}
 
 
 @dataclass
@@ -61,7 +72,9 @@ class BenchConfig:
         known = {f.name for f in dataclasses.fields(FinetuneConfig)} - RESERVED
         bad = sorted(set(self.options) - known)
         if bad:
-            raise InputError(f"bench options {bad}: not finetune settings; allowed: {', '.join(sorted(known))}")
+            raise InputError(
+                f"bench options {bad}: not finetune settings; allowed: {', '.join(sorted(known))}"
+            )
         for spec in self.models:
             parse_model_spec(spec)
 
@@ -81,7 +94,9 @@ def parse_model_spec(spec: str) -> tuple[str, str | None]:
     else:
         name, strategy = spec, None
     if not name:
-        raise InputError(f"--models: empty model name in '{spec}'; use name[:strategy], e.g. cnn or folder:lora")
+        raise InputError(
+            f"--models: empty model name in '{spec}'; use name[:strategy], e.g. cnn or folder:lora"
+        )
     if strategy and name in BASELINE_MODELS:
         raise InputError(f"--models {spec}: '{name}' is a baseline trained from scratch; drop ':{strategy}'")
     return name, strategy
@@ -94,11 +109,20 @@ def slug(spec: str, index: int) -> str:
     return f"{index:02d}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def finetune_config(cfg: BenchConfig, spec: str, seed: int, run_dir: Path, data: DataConfig) -> FinetuneConfig:
+def finetune_config(
+    cfg: BenchConfig, spec: str, seed: int, run_dir: Path, data: DataConfig
+) -> FinetuneConfig:
     name, strategy = parse_model_spec(spec)
     return FinetuneConfig(
-        data=dataclasses.replace(data), out=str(run_dir), force=True, model=name, strategy=strategy or "full",
-        seed=seed, epochs=cfg.epochs, time_budget_min=cfg.time_budget_min, threads=cfg.threads,
+        data=dataclasses.replace(data),
+        out=str(run_dir),
+        force=True,
+        model=name,
+        strategy=strategy or "full",
+        seed=seed,
+        epochs=cfg.epochs,
+        time_budget_min=cfg.time_budget_min,
+        threads=cfg.threads,
         **{"baselines": False, "attention": False, **cfg.options},
     )
 
@@ -124,7 +148,11 @@ def run_one(cfg: BenchConfig, spec: str, seed: int, run_dir: Path, data: DataCon
     fcfg = finetune_config(cfg, spec, seed, run_dir, data)
     if cfg.reuse and _finished_run(run_dir, fcfg):
         log.info("bench: reusing %s", run_dir)
-        wall = json.loads((run_dir / "bench_run.json").read_text())["wall_s"] if (run_dir / "bench_run.json").is_file() else None
+        wall = (
+            json.loads((run_dir / "bench_run.json").read_text())["wall_s"]
+            if (run_dir / "bench_run.json").is_file()
+            else None
+        )
     else:
         log.info("bench: %s seed %d -> %s", spec, seed, run_dir)
         t0 = time.time()
@@ -149,7 +177,9 @@ def fixed_split(cfg: BenchConfig, out: Path) -> DataConfig:
     if not records:
         raise InputError(f"{cfg.train}: no sequences found")
     fractions = (0.0 if cfg.valid else 0.1, 0.0 if cfg.test else 0.1)
-    parts = dict(zip(("train", "valid", "test"), stratified_split([r.label or "" for r in records], fractions, 0)))
+    parts = dict(
+        zip(("train", "valid", "test"), stratified_split([r.label or "" for r in records], fractions, 0))
+    )
     split_dir = out / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
     paths = {"valid": cfg.valid, "test": cfg.test}
@@ -197,7 +227,9 @@ def seed_stack(rows: list[dict], ids: list[str]) -> np.ndarray:
     for row in rows:
         run_ids, values = read_predictions(row["run_dir"])
         if run_ids != ids:
-            raise InputError(f"{row['run_dir']}/predictions_test.tsv: ids differ from the test file; rerun the bench")
+            raise InputError(
+                f"{row['run_dir']}/predictions_test.tsv: ids differ from the test file; rerun the bench"
+            )
         stack.append(values)
     return np.stack(stack, axis=1)
 
@@ -228,17 +260,29 @@ def summarize(spec: str, runs: list[dict], headline: str) -> dict:
     tests = [r["metrics"].get("test", {}) for r in runs]
     mean, sd = _stats([t.get(headline) for t in tests])
     auroc, _ = _stats([t.get("auroc") for t in tests])
+    valid, _ = _stats([r["metrics"].get("valid", {}).get(headline) for r in runs])
     wall, _ = _stats([r["wall_s"] for r in runs])
     train_s, _ = _stats([r["metrics"].get("train_seconds") for r in runs])
     speed, _ = _stats([r["metrics"].get("train_windows_per_s") for r in runs])
     params = runs[0]["metrics"].get("parameters") or {}
     name, strategy = parse_model_spec(spec)
     return {
-        "model": spec, "name": name, "strategy": strategy or ("full" if name not in BASELINE_MODELS else "-"),
-        "headline": headline, "mean": mean, "sd": sd, "per_seed": [t.get(headline) for t in tests],
-        "auroc": auroc, "wall_s": wall, "train_s": train_s, "train_seq_per_s": speed,
-        "trainable": params.get("trainable"), "total": params.get("total"),
-        "stopped": [r["metrics"].get("stopped") for r in runs], "runs": [r["run_dir"] for r in runs],
+        "model": spec,
+        "name": name,
+        "strategy": strategy or ("full" if name not in BASELINE_MODELS else "-"),
+        "headline": headline,
+        "valid_mean": valid,
+        "mean": mean,
+        "sd": sd,
+        "per_seed": [t.get(headline) for t in tests],
+        "auroc": auroc,
+        "wall_s": wall,
+        "train_s": train_s,
+        "train_seq_per_s": speed,
+        "trainable": params.get("trainable"),
+        "total": params.get("total"),
+        "stopped": [r["metrics"].get("stopped") for r in runs],
+        "runs": [r["run_dir"] for r in runs],
     }
 
 
@@ -279,9 +323,14 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-        "genoml": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "genoml": __version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -293,8 +342,8 @@ def markdown_table(rows: list[dict], headline: str) -> str:
     scale = 100.0 if headline == "mcc" else 1.0
     unit = f"{headline.upper()} ×100" if scale == 100 else headline
     lines = [
-        f"| model | strategy | test {unit} (mean ± sd) | per seed | AUROC | Δ vs best [95% CI] | wall s | trainable params | train seq/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | strategy | valid {unit} | test {unit} (mean ± sd) | per seed | AUROC | Δ vs best [95% CI] | wall s | trainable params | train seq/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mean = _fmt(r["mean"], scale) + (f" ± {_fmt(r['sd'], scale)}" if r["sd"] is not None else "")
@@ -310,8 +359,10 @@ def markdown_table(rows: list[dict], headline: str) -> str:
         params = f"{r['trainable']:,}" if r.get("trainable") is not None else "–"
         speed = f"{r['train_seq_per_s']:.0f}" if r.get("train_seq_per_s") else "–"
         wall = f"{r['wall_s']:.0f}" if r.get("wall_s") is not None else "–"
-        lines.append(f"| {r['name']} | {r['strategy']} | {mean} | {seeds} | {_fmt(r['auroc'], 1.0, 3)} | {delta} "
-                     f"| {wall} | {params} | {speed} |")
+        lines.append(
+            f"| {r['name']} | {r['strategy']} | {_fmt(r['valid_mean'], scale)} | {mean} | {seeds} | {_fmt(r['auroc'], 1.0, 3)} | {delta} "
+            f"| {wall} | {params} | {speed} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -325,10 +376,17 @@ def bar_chart(rows: list[dict], headline: str, path: Path, title: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(shown))
-    colors = ["#d62728" if r.get("best") else "#7f7f7f" if r.get("within_noise") else "#1f77b4" for r in shown]
+    colors = [
+        "#d62728" if r.get("best") else "#7f7f7f" if r.get("within_noise") else "#1f77b4" for r in shown
+    ]
     ax.bar(x, [r["mean"] for r in shown], yerr=[r["sd"] or 0 for r in shown], color=colors, capsize=4)
-    ax.set_xticks(x, [r["model"] if len(r["model"]) < 28 else "…" + r["model"][-26:] for r in shown],
-                  rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(
+        x,
+        [r["model"] if len(r["model"]) < 28 else "…" + r["model"][-26:] for r in shown],
+        rotation=30,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel(f"test {headline} (mean ± sd over seeds)")
     ax.set_title(title + "  (red: best, grey: within noise of best)", fontsize=9)
     fig.tight_layout()
@@ -354,8 +412,12 @@ def run_bench(cfg: BenchConfig) -> dict:
     out = prepare_bench_out(cfg)
     data = fixed_split(cfg, out)
     t0 = time.time()
-    runs = {spec: [run_one(cfg, spec, seed, out / slug(spec, i) / f"seed{seed}", data) for seed in range(cfg.seeds)]
-            for i, spec in enumerate(cfg.models)}
+    runs = {
+        spec: [
+            run_one(cfg, spec, seed, out / slug(spec, i) / f"seed{seed}", data) for seed in range(cfg.seeds)
+        ]
+        for i, spec in enumerate(cfg.models)
+    }
     first = next(iter(runs.values()))[0]["run_dir"]
     task, y, ids = test_targets(data.test, first)
     headline = headline_metric(task)
@@ -364,17 +426,25 @@ def run_bench(cfg: BenchConfig) -> dict:
     mark_noise(rows, stacks, task, y)
     title = cfg.title or Path(data.test).parent.name or Path(data.test).stem
     result = {
-        "title": title, "task": task, "headline": headline, "n_test": int(len(ids)), "rows": rows,
-        "config": dataclasses.asdict(cfg), "data": dataclasses.asdict(data), "machine": machine_info(),
+        "title": title,
+        "task": task,
+        "headline": headline,
+        "n_test": int(len(ids)),
+        "rows": rows,
+        "config": dataclasses.asdict(cfg),
+        "data": dataclasses.asdict(data),
+        "machine": machine_info(),
         "bench_seconds": round(time.time() - t0, 1),
     }
     table = markdown_table(rows, headline)
     write_json(out / "bench.json", result)
-    note = (f"# genoml bench: {title}\n\n{len(ids)} test sequences; {cfg.seeds} seed(s); epochs ≤ {cfg.epochs}; "
-            f"time budget {cfg.time_budget_min or 'none'} min per run; machine: {result['machine']['cpu']} "
-            f"({result['machine']['cores']} cores), genoml {result['machine']['genoml']}, "
-            f"{result['machine']['date']}.\nΔ vs best: paired bootstrap over test rows of the seed-averaged "
-            f"{headline}; 'within noise' when its 95% CI holds 0 or |Δ| ≤ 2 × the seed spread.\n\n")
+    note = (
+        f"# genoml bench: {title}\n\n{len(ids)} test sequences; {cfg.seeds} seed(s); epochs ≤ {cfg.epochs}; "
+        f"time budget {cfg.time_budget_min or 'none'} min per run; machine: {result['machine']['cpu']} "
+        f"({result['machine']['cores']} cores), genoml {result['machine']['genoml']}, "
+        f"{result['machine']['date']}.\nΔ vs best: paired bootstrap over test rows of the seed-averaged "
+        f"{headline}; 'within noise' when its 95% CI holds 0 or |Δ| ≤ 2 × the seed spread.\n\n"
+    )
     (out / "bench.md").write_text(note + table)
     bar_chart(rows, headline, out / "bench.png", title)
     log.info("bench: wrote %s/bench.json, bench.md, bench.png", out)

@@ -7,6 +7,7 @@ Data goes to stdout (or -o), messages and progress to stderr; `-` means stdin/st
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
 from typing import Annotated
 
@@ -122,7 +123,7 @@ def finetune(
         time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
         adapt_steps=adapt_steps,
     )
-    result = run_finetune(cfg, command=["genoml", *sys.argv[1:]])
+    result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
     print(result["out"])
     if result["stopped"] == "interrupted":
         raise typer.Exit(130)
@@ -217,6 +218,8 @@ def evaluate(
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
     run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
     print(out)
 
@@ -284,25 +287,37 @@ def bench(
 # ---------------------------------------------------------------- entry point
 
 
+# typer >= 0.24 ships its own copy of click: catch both its and click's exception classes
+_EXIT = tuple({click.exceptions.Exit, getattr(typer, "Exit", click.exceptions.Exit)})
+_ABORT = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
+_USAGE = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
+_ARGV: list[str] = []  # the arguments main() was given (recorded as a run's command, also when called in-process)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (callable from tests)."""
     setup_logging(0)
     command = typer.main.get_command(app)
+    _ARGV[:] = argv if argv is not None else sys.argv[1:]
     try:
-        rv = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="genoml", standalone_mode=False)
+        rv = command.main(args=list(_ARGV), prog_name="genoml", standalone_mode=False)
     except GenomlError as e:
         log.error("error: %s", e)
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except _EXIT as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         return 130
-    except click.ClickException as e:
+    except _USAGE as e:  # unknown option, missing option, bad value: exit code 2 with click's message
         e.show(file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) refused a pickle (e.g. a checkpoint's *.pt)
+        log.error("error: refused to load a pickle file that holds more than plain weights: loading it could run "
+                  "code. Delete the file (for a checkpoint: its step-* folder) or recreate it in a trusted place")
+        return 3
     except BrokenPipeError:
         return 0
     if rv == 130:

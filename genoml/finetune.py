@@ -44,6 +44,7 @@ class Split:
     seqs: list[str]
     labels: list[str]
     source: str | None = None
+    file: str | None = None  # the file the records were read from (its sha256 goes into genoml.json)
 
 
 def sha256(path: str | None) -> str | None:
@@ -56,14 +57,14 @@ def sha256(path: str | None) -> str | None:
     return h.hexdigest()
 
 
-def _read(cfg: FinetuneConfig, path: str | None, with_extras: bool) -> tuple[list, str]:
+def _read(cfg: FinetuneConfig, path: str | None, with_extras: bool, alphabet: str | None = None) -> tuple[list, str]:
     from genoml.io import InputSpec, read_records
 
     d = cfg.data
     spec = InputSpec(
         path=path, labels=d.labels if with_extras else None, classes=d.classes if with_extras else [],
         bed=d.bed if with_extras else None, genome=d.genome if with_extras else None,
-        alphabet=d.alphabet, rna=d.rna,
+        alphabet=alphabet or d.alphabet, rna=d.rna,
     )
     if with_extras and d.label_column is not None and hasattr(spec, "label_column"):
         spec.label_column = d.label_column
@@ -80,11 +81,12 @@ def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
     d = cfg.data
     train, src = _read(cfg, d.train, True)
     alphabet = d.alphabet if d.alphabet != "auto" else detect_alphabet(r.seq for r in train[:200])
-    splits = {"train": Split("train", [r.id for r in train], [r.seq for r in train], [r.label for r in train], src)}
+    splits = {"train": Split("train", [r.id for r in train], [r.seq for r in train], [r.label for r in train], src,
+                            d.train or d.bed)}
     for name, path in (("valid", d.valid), ("test", d.test)):
         if path:
-            recs, _ = _read(cfg, path, False)
-            splits[name] = Split(name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path)
+            recs, _ = _read(cfg, path, False, alphabet)  # the train alphabet: a protein test set for a DNA run is an error
+            splits[name] = Split(name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path, path)
     missing = [n for n in ("valid", "test") if n not in splits]
     if missing:
         full = splits["train"]
@@ -95,7 +97,7 @@ def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
             idx = parts[name]
             if len(idx):
                 splits[name] = Split(name, [full.ids[i] for i in idx], [full.seqs[i] for i in idx],
-                                     [full.labels[i] for i in idx], f"{full.source} (split, seed {cfg.seed})")
+                                     [full.labels[i] for i in idx], f"{full.source} (split, seed {cfg.seed})", full.file)
         log.info("split %s: %s", full.source, ", ".join(f"{n}={len(s.seqs)}" for n, s in splits.items()))
     return splits, alphabet
 
@@ -405,7 +407,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         "aggregate": cfg.aggregate, "rc_average": cfg.rc_average and alphabet == "dna", "threshold": cfg.threshold,
         "pooling": cfg.pooling, "head": cfg.head, "strategy": cfg.strategy if arch == "hf" else "full",
         "source_model": source, "revision": cfg.revision, "seed": cfg.seed,
-        "data": {n: {"source": s.source, "sha256": sha256(s.source), "n": len(s.seqs)} for n, s in splits.items()},
+        "data": {n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in splits.items()},
         "config": cfg.to_dict(), "command": command,
     }
     if arch == "kmer-linear":

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -187,8 +189,13 @@ class SequenceModel(nn.Module):
         return tuple(out.attentions)
 
 
+BASELINE_NETS = ("cnn", "rnn")  # from-scratch torch baselines (kmer-linear is scikit-learn)
+
+
 def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="linear") -> SequenceModel:
     """`cnn` or `rnn` from scratch over one-hot input of the tokenizer's letters (char / esm)."""
+    if name not in BASELINE_NETS:
+        raise InputError(f"--model {name}: not a baseline network; use one of {', '.join(BASELINE_NETS)}")
     emb = one_hot_embedding(tokenizer.vocab, tokenizer.alphabet)
     channels = emb.weight.shape[1]
     body = OneHotCNN(channels) if name == "cnn" else OneHotRNN(channels)
@@ -198,19 +205,27 @@ def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="line
 # ---------------------------------------------------------------- loading encoders
 
 
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")  # what transformers loads first
+
+
 def check_safe_weights(folder: Path) -> None:
-    """Refuse pickle-only weights: genoml loads safetensors, or pickles with weights_only=True."""
-    if any(folder.glob("*.safetensors")):
-        return
+    """Refuse pickle weights that are not plain tensors: unless the folder has the safetensors weights
+    transformers loads first, every *.bin/*.pt/*.pth must load with torch.load(weights_only=True)."""
+    if any((folder / name).is_file() for name in SAFE_WEIGHTS):
+        return  # another *.safetensors (e.g. a head) does not stop transformers from reading a *.bin
     for p in list(folder.glob("*.bin")) + list(folder.glob("*.pt")) + list(folder.glob("*.pth")):
         try:
             torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any failure of the safe unpickler means "unsafe"
-            raise UnsafeModelError(
-                f"{p}: refused to load: the file is a pickle that is not plain weights ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160]}); loading it could run code. Convert it to safetensors "
-                "from a trusted environment."
-            ) from None
+            raise _unsafe(p, e) from None
+
+
+def _unsafe(path, e: Exception) -> UnsafeModelError:
+    reason = re.sub(r"\x1b\[[0-9;]*m", "", str(e).splitlines()[0] if str(e) else "")[:160]  # torch bolds words
+    return UnsafeModelError(
+        f"{path}: refused to load: the file is a pickle that is not plain weights ({type(e).__name__}: "
+        f"{reason}); loading it could run code. Convert it to safetensors from a trusted environment."
+    )
 
 
 def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code: bool = False):
@@ -243,6 +258,8 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
         )
     except (ValueError, ImportError):
         model = AutoModel.from_pretrained(str(local) if local.is_dir() else spec, config=config, **kw)
+    except pickle.UnpicklingError as e:  # a hub download with pickle weights that are not plain tensors
+        raise _unsafe(f"--model {spec}", e) from None
     except OSError as e:
         raise InputError(f"--model {spec}: could not load weights: {str(e).splitlines()[0]}") from None
     # a masked-LM folder loaded with AutoModel drops the LM head; keep the pooler unused

@@ -131,6 +131,17 @@ def _n_windows(length: int, width: int, stride: int | None) -> int:
     return len(window_starts(length, width, stride or max(1, width // 2)))
 
 
+def check_config(cfg: PredictConfig) -> None:
+    """Refuse bad flag values before any work (a zero chunk size would silently write no rows)."""
+    if cfg.format not in ("tsv", "csv", "jsonl"):
+        raise InputError(f"--format {cfg.format}: use tsv, csv or jsonl")
+    for flag, value in (("--chunk-size", cfg.chunk_size), ("--batch-tokens", cfg.batch_tokens)):
+        if value < 1:
+            raise InputError(f"{flag}: must be at least 1, got {value}")
+    if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
+        raise InputError(f"--threshold {cfg.threshold}: a probability threshold must be in [0, 1]")
+
+
 def run_predict(cfg: PredictConfig) -> dict:
     """Stream records from cfg.input through the run's model into cfg.output. Returns a summary."""
     import torch
@@ -139,6 +150,7 @@ def run_predict(cfg: PredictConfig) -> dict:
     from genoml.log import progress_enabled
     from genoml.runs import load_predictor
 
+    check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)

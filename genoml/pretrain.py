@@ -44,6 +44,7 @@ class PretrainConfig:
     inputs: list[str] = field(default_factory=list)
     out: str = "runs/pretrain"
     preset: str = "small"
+    arch: str | None = None  # None: "bert" for DNA, "esm" (ESM-2 style, rotary) for protein
     tokenizer: str | None = None  # None: "char" for DNA, "esm" for protein
     alphabet: str = "auto"
     window: int = 512  # bases (DNA) or residues (protein) per training window
@@ -451,7 +452,7 @@ def load_model_and_tokenizer(cfg: PretrainConfig):
             alphabet = _detect_alphabet(_input_files(cfg.inputs)[0])
         tokenizer = build_tokenizer("char" if alphabet == "dna" else "esm")
     max_tokens = tokens_for_window(tokenizer, cfg.window)
-    return tokenizer, build_mlm_model(cfg.preset, tokenizer, max_tokens, dropout=cfg.dropout), tokenizer.alphabet
+    return tokenizer, build_mlm_model(cfg.preset, tokenizer, max_tokens, cfg.arch, dropout=cfg.dropout), tokenizer.alphabet
 
 
 def tokens_for_window(tokenizer, window: int) -> int:
@@ -484,13 +485,13 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     from accelerate import PartialState
 
     from genoml.models import max_positions
-    from genoml.train import TrainConfig, Trainer
+    from genoml.train import TrainConfig, Trainer, force_cpu
 
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     files = _input_files(cfg.inputs)
-    state = PartialState()
+    state = PartialState(cpu=force_cpu())
     torch.manual_seed(cfg.seed)
     tokenizer, mlm, alphabet = load_model_and_tokenizer(cfg)
     max_tokens = tokens_for_window(tokenizer, cfg.window)
@@ -514,7 +515,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     tcfg = TrainConfig(
         max_steps=cfg.max_steps, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio, grad_accum=cfg.grad_accum, seed=cfg.seed,
         eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
+        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None, eval_at_start=True,
     )
     t0 = time.time()
     trainer = Trainer(objective, tcfg, out, get_batch=batcher.train_batch,

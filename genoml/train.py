@@ -62,6 +62,7 @@ class TrainConfig:
     select_metric: str | None = None  # evaluate() key used for early stopping and best weights
     greater_is_better: bool = True
     keep_checkpoints: int = 1
+    eval_at_start: bool = False  # also evaluate the untrained model (step 0), e.g. for a loss curve
     schedule: str = "linear"  # linear | cosine | constant (after warmup)
     mixed_precision: str | None = None  # None = bf16 on CUDA, "no" on CPU
     find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
@@ -104,6 +105,12 @@ class _State:
     elapsed_s: float = 0.0
     stopped: str | None = None
     last_eval_step: int = -1
+
+
+def force_cpu() -> bool:
+    """Under torchrun/accelerate launch without CUDA, Accelerate only sets up gloo (MULTI_CPU) when told `cpu=True`."""
+    world = max(int(os.environ.get(k, "1") or 1) for k in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+    return world > 1 and not torch.cuda.is_available()
 
 
 # ---------------------------------------------------------------- optimizer and schedule
@@ -277,6 +284,7 @@ class Trainer:
         self.get_batch, self.loss_fn, self.evaluate, self.on_log = get_batch, loss_fn, evaluate, on_log
         precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
         self.accelerator = Accelerator(
+            cpu=force_cpu(),
             mixed_precision=precision,
             gradient_accumulation_steps=cfg.grad_accum,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
@@ -320,6 +328,8 @@ class Trainer:
         cfg = self.cfg
         if state.stopped == "early_stop":
             return "early_stop"
+        if cfg.eval_at_start and self.evaluate is not None and state.last_eval_step < 0 and state.step == 0:
+            self._eval(model, state)
         started = time.time() - state.elapsed_s
         window = {"loss": 0.0, "steps": 0, "tokens": 0, "t0": time.time()}
         while state.step < cfg.max_steps:

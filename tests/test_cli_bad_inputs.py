@@ -1,0 +1,424 @@
+"""The bad-input matrix through the CLI: every malformed file or flag gives exit code 2 and a message
+naming the file:line or the flag, and leaves no output behind; the lenient cases (duplicates with
+train, odd ids, a 10-MB record, CRLF/gzip on stdin) run and lose nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from genoml.cli import main
+from tests.bad_inputs import BAD_DIR, BAD_INPUTS, BED_GENOME, label_table_for
+from tests.tiny import planted_motif_rows, tiny_bert_folder, write_csv
+
+FAST = ["--epochs", "1", "--no-baselines", "--no-attention", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """Inputs shared by the cases, a trained kmer-linear run and a tiny DNA BERT folder."""
+    d = tmp_path_factory.mktemp("badcli")
+    rows = planted_motif_rows(120, seed=11)
+    paths = {
+        "train": write_csv(d / "train.csv", rows),
+        "valid_unseen": write_csv(d / "valid_unseen.csv", [(s, "x") for s, _ in rows[:10]]),
+        "one_class": write_csv(d / "one_class.csv", [(s, "1") for s, _ in rows[:60]]),
+        "regression_bad": write_csv(
+            d / "regression_bad.csv",
+            [(s, "abc" if i == 37 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])],
+        ),
+        "protein": d / "protein.fa",
+        "bert": tiny_bert_folder(d / "bert"),
+        "run": d / "run",
+    }
+    paths["protein"].write_text("".join(f">p{i} label={i % 2}\nMKVLAAGIWYRRKQHPEDSL\n" for i in range(40)))
+    assert (
+        main(
+            [
+                "-q",
+                "finetune",
+                str(paths["train"]),
+                "--model",
+                "kmer-linear",
+                "--out",
+                str(paths["run"]),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    return paths
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(["-q", *argv])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def read_tsv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+
+
+# --------------------------------------------------------------------------- the file matrix
+
+
+def bad_file_flags(filename: str, kind: str, tmp_path: Path) -> list[str]:
+    """finetune flags that read one BAD_INPUTS entry (see tests/bad_inputs.py for the kinds)."""
+    path = str(BAD_DIR / filename)
+    if kind in ("fasta", "table"):
+        return [path]
+    if kind == "protein":
+        return [path, "--alphabet", "protein"]
+    if kind == "labels":
+        return [path, "--labels", str(label_table_for(filename))]
+    # pyfaidx writes genome.fa.fai beside the genome: keep it out of the repo
+    genome_dir = tmp_path / "genome"
+    genome_dir.mkdir()
+    return ["--bed", path, "--genome", str(shutil.copy(BED_GENOME, genome_dir / "genome.fa"))]
+
+
+@pytest.mark.parametrize(("filename", "kind", "fragment"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_file_through_finetune(filename, kind, fragment, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, stdout, err = run_cli(
+        ["finetune", *bad_file_flags(filename, kind, tmp_path), "--model", "cnn", "--out", str(out), *FAST],
+        capsys,
+    )
+    assert rc == 2, err
+    assert fragment in err, err
+    assert stdout == ""  # nothing on stdout: a pipeline sees no half result
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- flags and combinations
+
+# (case id, argv with {placeholders}, expected stderr fragment). Outputs all go to {out}* in tmp_path.
+FLAG_CASES = [
+    (
+        "unknown-strategy",
+        ["finetune", "{train}", "--strategy", "magic", "--out", "{out}"],
+        "--strategy: 'magic'",
+    ),
+    (
+        "partial-not-number",
+        ["finetune", "{train}", "--strategy", "partial:x", "--out", "{out}"],
+        "--strategy",
+    ),
+    ("pooling", ["finetune", "{train}", "--pooling", "x", "--out", "{out}"], "--pooling: 'x'"),
+    ("task", ["finetune", "{train}", "--task", "x", "--out", "{out}"], "--task: 'x'"),
+    ("head", ["finetune", "{train}", "--head", "x", "--out", "{out}"], "--head: 'x'"),
+    (
+        "epochs-0",
+        ["finetune", "{train}", "--epochs", "0", "--out", "{out}"],
+        "--epochs: must be at least 1, got 0",
+    ),
+    ("batch-size-0", ["finetune", "{train}", "--batch-size", "0", "--out", "{out}"], "--batch-size: must be"),
+    (
+        "lr-negative",
+        ["finetune", "{train}", "--model", "cnn", "--lr", "-1", "--out", "{out}"],
+        "lr=-1.0: must be positive",
+    ),
+    (
+        "grad-accum-0",
+        ["finetune", "{train}", "--model", "cnn", "--grad-accum", "0", "--out", "{out}"],
+        "grad_accum=0",
+    ),
+    (
+        "max-tokens-2",
+        ["finetune", "{train}", "--max-tokens", "2", "--out", "{out}"],
+        "--max-tokens: must be at least 4",
+    ),
+    (
+        "valid-fraction",
+        ["finetune", "{train}", "--valid-fraction", "0.7", "--out", "{out}"],
+        "--valid-fraction",
+    ),
+    ("alphabet-rna", ["finetune", "{train}", "--alphabet", "rna", "--out", "{out}"], "alphabet: got 'rna'"),
+    (
+        "class-without-equals",
+        ["finetune", "--class", "prom.fa", "--out", "{out}"],
+        "--class 'prom.fa': expected NAME=FILE",
+    ),
+    ("no-training-input", ["finetune", "--model", "cnn", "--out", "{out}"], "finetune: give a training file"),
+    ("training-file-missing", ["finetune", "{dir}/nope.csv", "--out", "{out}"], "nope.csv: no such file"),
+    (
+        "bed-without-genome",
+        ["finetune", "--bed", "{dir}/x.bed", "--out", "{out}"],
+        "a BED file needs a genome",
+    ),
+    (
+        "label-column-without-bed",
+        ["finetune", "{train}", "--label-column", "5", "--out", "{out}"],
+        "label column: only applies to BED input",
+    ),
+    ("unknown-option", ["finetune", "{train}", "--frobnicate", "--out", "{out}"], "No such option"),
+    (
+        "valid-label-unseen",
+        ["finetune", "{train}", "--valid", "{valid_unseen}", "--out", "{out}"],
+        "valid_unseen.csv: label 'x' was not seen in the training data",
+    ),
+    ("one-class-only", ["finetune", "{one_class}", "--out", "{out}"], "only one class ('1')"),
+    (
+        "regression-not-number",
+        ["finetune", "{regression_bad}", "--task", "regression", "--out", "{out}"],
+        "label 'abc' is not a number, but the task is regression",
+    ),
+    (
+        "protein-for-dna-model",
+        ["finetune", "{protein}", "--model", "{bert}", "--out", "{out}"],
+        "--model {bert}: a dna model, but the input sequences are protein",
+    ),
+    (
+        "protein-valid-for-dna-train",
+        ["finetune", "{train}", "--valid", "{protein}", "--out", "{out}"],
+        "protein.fa:2: invalid character",
+    ),
+    (
+        "predict-not-a-run",
+        ["predict", "--model", "{dir}", "{train}", "-o", "{out}.tsv"],
+        "no genoml.json here",
+    ),
+    (
+        "predict-format-xml",
+        ["predict", "--model", "{run}", "{train}", "--format", "xml", "-o", "{out}.tsv"],
+        "--format xml: use tsv, csv or jsonl",
+    ),
+    (
+        "predict-device-cuda",
+        ["predict", "--model", "{run}", "{train}", "--device", "cuda", "-o", "{out}.tsv"],
+        "--device cuda: no CUDA device",
+    ),
+    (
+        "predict-device-tpu",
+        ["predict", "--model", "{run}", "{train}", "--device", "tpu", "-o", "{out}.tsv"],
+        "--device tpu: use auto, cpu or cuda",
+    ),
+    (
+        "predict-chunk-size-0",
+        ["predict", "--model", "{run}", "{train}", "--chunk-size", "0", "-o", "{out}.tsv"],
+        "--chunk-size: must be at least 1",
+    ),
+    (
+        "predict-threshold-2",
+        ["predict", "--model", "{run}", "{train}", "--threshold", "2", "-o", "{out}.tsv"],
+        "--threshold 2.0: a probability threshold must be in [0, 1]",
+    ),
+    (
+        "predict-input-missing",
+        ["predict", "--model", "{run}", "{dir}/nope.fa", "-o", "{out}.tsv"],
+        "nope.fa: no such file",
+    ),
+    (
+        "predict-output-folder-missing",
+        ["predict", "--model", "{run}", "{train}", "-o", "{out}/x.tsv"],
+        "output folder",
+    ),
+    ("predict-model-missing", ["predict", "{train}"], "Missing option '--model'"),
+    (
+        "evaluate-threshold",
+        ["evaluate", "{train}", "--model", "{run}", "--out", "{out}", "--threshold", "-0.5"],
+        "--threshold -0.5",
+    ),
+    (
+        "embed-not-npz",
+        ["embed", "{train}", "--model", "{bert}", "-o", "{out}.txt"],
+        "give a file name ending in .npz",
+    ),
+    (
+        "embed-pooling",
+        ["embed", "{train}", "--model", "{bert}", "-o", "{out}.npz", "--pooling", "x"],
+        "--pooling x",
+    ),
+    (
+        "attention-method",
+        ["attention", "{train}", "--model", "{run}", "--out", "{out}", "--method", "nope"],
+        "--method nope: use one or more of",
+    ),
+    (
+        "attention-kmer-linear",
+        ["attention", "{train}", "--model", "{run}", "--out", "{out}", "--method", "grad-input"],
+        "a kmer-linear baseline has no per-base attributions",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
+def test_bad_flag(argv, fragment, data, tmp_path, capsys):
+    if "--device" in argv and "cuda" in argv:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+    work = tmp_path / "work"
+    work.mkdir()
+    values = {k: str(v) for k, v in data.items()} | {"out": str(work / "out"), "dir": str(work)}
+    argv = [a.format(**values) for a in argv]
+    if argv[0] == "finetune" and "--model" not in argv:
+        argv += ["--model", "cnn"]
+    if argv[0] == "finetune":
+        argv += FAST if "--epochs" not in argv else FAST[2:]
+    rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 2, err
+    assert fragment.format(**values) in err, err
+    assert list(work.iterdir()) == []  # no run folder, no output, no temp file left behind
+
+
+def test_out_that_is_a_file_is_left_alone(data, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.write_text("precious\n")
+    rc, _, err = run_cli(
+        ["finetune", str(data["train"]), "--model", "kmer-linear", "--out", str(out), *FAST], capsys
+    )
+    assert rc == 2 and f"--out {out}: exists and is not a directory" in err
+    assert out.read_text() == "precious\n"
+
+
+# --------------------------------------------------------------------------- lenient cases that must run
+
+
+def test_test_set_identical_to_train_reports_duplicates(data, tmp_path, capsys):
+    rows = planted_motif_rows(80, seed=12)
+    train = write_csv(tmp_path / "train.csv", rows[:60])
+    valid = write_csv(tmp_path / "valid.csv", rows[60:])
+    out = tmp_path / "run"
+    rc, _, err = run_cli(
+        [
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--test",
+            str(train),
+            "--model",
+            "kmer-linear",
+            "--out",
+            str(out),
+            *FAST,
+        ],
+        capsys,
+    )
+    assert rc == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["duplicates_with_train"] == {"exact": 60, "revcomp": 0}
+    assert metrics["valid"]["duplicates_with_train"] == {"exact": 0, "revcomp": 0}
+
+
+ODD_IDS = [
+    "a\tb",
+    "x/y/z",
+    "../../etc/passwd",
+    "ünï-çødé_α",
+    'q"uote',
+    "com,ma",
+    "sp ace",
+    "two\nlines",
+    "=1+2",
+    "-",
+    "#hash",
+    "'single'",
+]
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_odd_ids_round_trip_verbatim(fmt, data, tmp_path, capsys):
+    table = tmp_path / "ids.csv"
+    with open(table, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "sequence"])
+        writer.writerows([i, "ACGTTATAATGCACGT"] for i in ODD_IDS)
+    target = tmp_path / f"pred.{fmt}"
+    rc, _, err = run_cli(
+        ["predict", "--model", str(data["run"]), str(table), "--format", fmt, "-o", str(target)], capsys
+    )
+    assert rc == 0, err
+    text = target.read_text(encoding="utf-8")
+    if fmt == "jsonl":
+        ids = [json.loads(line)["id"] for line in text.splitlines()]
+    else:
+        ids = [
+            r["id"]
+            for r in csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+        ]
+    assert ids == ODD_IDS
+    assert not (tmp_path / "etc").exists()  # an id is data, never a path
+
+
+def test_fasta_ids_with_slashes_and_unicode(data, tmp_path, capsys):
+    ids = ["chr1:100-200(+)", "sp|P12345|ÆÐ_HUMAN", "a/b\\c", "名前", "x" * 300]
+    fa = tmp_path / "ids.fa"
+    fa.write_text("".join(f">{i} some description\nACGTACGTTT\n" for i in ids), encoding="utf-8")
+    rc, out, err = run_cli(["predict", "--model", str(data["run"]), str(fa)], capsys)
+    assert rc == 0, err
+    assert [r["id"] for r in read_tsv(out)] == ids
+
+
+def test_ten_megabase_single_line_record(data, tmp_path, capsys):
+    """A 10-MB one-line record is read whole and gets exactly one row (here: an invalid character near its
+    end, so it is flagged, not scored); the records around it are untouched."""
+    rng = random.Random(0)
+    big = "".join(rng.choices("ACGT", k=10_000_000))
+    big = big[:-10] + "*" + big[-9:]
+    fa = tmp_path / "big.fa"
+    fa.write_text(f">before\nACGTTATAATGC\n>big\n{big}\n>after\nTTTTGGGGCC\n")
+    del big
+    target = tmp_path / "pred.tsv"
+    rc, _, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "-o", str(target)], capsys)
+    assert rc == 0, err
+    rows = read_tsv(target.read_text())
+    assert [r["id"] for r in rows] == ["before", "big", "after"]
+    assert "invalid_chars" in rows[1]["flags"] and rows[1]["prediction"] == "NA"
+    assert rows[0]["prediction"] != "NA" and rows[2]["prediction"] != "NA"
+    assert "big.fa:4: invalid character '*' at column 9999991" in err  # names file, line and column
+
+
+def test_duplicate_ids_in_predict_are_kept_and_flagged(data, tmp_path, capsys):
+    """Decision: predict is lenient about duplicate ids (a pipeline must get one row per record):
+    every record keeps its row, the repeats carry the flag 'duplicate_id', and stderr says where."""
+    fa = tmp_path / "dup.fa"
+    fa.write_text(">a\nACGTACGTAA\n>b\nTTTTGGGG\n>a\nCCCCAAAA\n>a\nGGGGTTTT\n")
+    rc, out, err = run_cli(["predict", "--model", str(data["run"]), str(fa)], capsys)
+    assert rc == 0, err
+    rows = read_tsv(out)
+    assert [r["id"] for r in rows] == ["a", "b", "a", "a"]
+    assert ["duplicate_id" in r["flags"] for r in rows] == [False, False, True, True]
+    assert all(r["prediction"] != "NA" for r in rows)
+    assert "dup.fa:5: duplicate id 'a' (first at line 1)" in err
+    rc, _, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
+    assert rc == 2 and "dup.fa:5: duplicate id 'a'" in err
+
+
+@pytest.mark.parametrize("encoding", ["crlf", "gzip", "gzip+crlf"])
+def test_crlf_and_gzip_on_stdin(encoding, data, tmp_path, capsys, monkeypatch):
+    text = ">r1\nACGTACGTTATAATGCAA\n>r2\nacgtNNNNacgt\n>r3\nTTTTGGGGCCCC\n"
+    rc, plain, err = run_cli(
+        ["predict", "--model", str(data["run"]), _write(tmp_path / "plain.fa", text.encode())], capsys
+    )
+    assert rc == 0, err
+    raw = text.replace("\n", "\r\n").encode() if "crlf" in encoding else text.encode()
+    if "gzip" in encoding:
+        raw = gzip.compress(raw)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    rc, piped, err = run_cli(["predict", "--model", str(data["run"]), "-"], capsys)
+    assert rc == 0, err
+    assert piped == plain and len(read_tsv(piped)) == 3
+
+
+def _write(path: Path, raw: bytes) -> str:
+    path.write_bytes(raw)
+    return str(path)
+
+
+def test_matrix_size():
+    """The issue asks for at least 40 bad inputs through the CLI."""
+    assert len(BAD_INPUTS) + len(FLAG_CASES) + 1 >= 40
