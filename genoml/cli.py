@@ -294,6 +294,17 @@ _USAGE = tuple({click.ClickException, getattr(typer, "TyperException", click.Cli
 _ARGV: list[str] = []  # the arguments main() was given (recorded as a run's command, also when called in-process)
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (callable from tests)."""
     setup_logging(0)
@@ -319,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                   "code. Delete the file (for a checkpoint: its step-* folder) or recreate it in a trusted place")
         return 3
     except BrokenPipeError:
-        return 0
+        return _quiet_broken_pipe()
+    except SystemExit as e:  # typer's click turns EPIPE (`genoml predict ... | head`) into sys.exit(1)
+        if isinstance(e.__context__, BrokenPipeError):
+            return _quiet_broken_pipe()
+        raise
     if rv == 130:
         log.error("interrupted")
     return rv if isinstance(rv, int) else 0

@@ -111,6 +111,18 @@ class FinetuneConfig:
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
             if value < 1:
                 raise InputError(f"{flag}: must be at least 1, got {value}")
+        if self.patience < 1:
+            raise InputError(f"--patience: must be at least 1 epoch, got {self.patience}")
+        if self.stride is not None and self.stride < 1:
+            raise InputError(f"--stride: must be at least 1 base, got {self.stride}")
+        if self.grad_accum < 1:
+            raise InputError(f"--grad-accum: must be at least 1, got {self.grad_accum}")
+        if self.lr is not None and not self.lr > 0:
+            raise InputError(f"--lr: must be positive, got {self.lr}")
+        if self.adapt_steps < 0:
+            raise InputError(f"--adapt-steps: must be 0 or more, got {self.adapt_steps}")
+        if not 0 <= self.threshold <= 1:
+            raise InputError(f"--threshold: must be in [0, 1], got {self.threshold}")
         if not 0 <= self.data.valid_fraction < 0.5 or not 0 <= self.data.test_fraction < 0.5:
             raise InputError("--valid-fraction/--test-fraction: must be in [0, 0.5)")
         if self.max_tokens is not None and self.max_tokens < 4:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from genoml.config import write_json
+from genoml.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
     records = list(read_records(spec))
     labels = LabelSpace(**meta["labels"])
     where = spec.path or "input"
+    unlabelled = [r for r in records if not r.label]
+    if unlabelled:
+        raise InputError(
+            f"{unlabelled[0].where or where}: record '{unlabelled[0].id}' has no label ({len(unlabelled)} of "
+            f"{len(records)} unlabelled); evaluate needs labelled input (a label column, label= in headers, or --labels)"
+        )
     y = labels.encode([r.label if r.label is not None else "" for r in records], where=where).numpy()
     if labels.task == "regression":
         y = y * labels.std + labels.mean

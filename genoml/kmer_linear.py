@@ -12,30 +12,51 @@ from pathlib import Path
 
 import numpy as np
 
+LETTERS = {"dna": "ACGT", "protein": "ACDEFGHIKLMNPQRSTVWY"}
+
 
 def kmer_vocab(alphabet: str, ks: tuple[int, ...]) -> list[str]:
-    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    letters = LETTERS[alphabet]
     return ["".join(p) for k in ks for p in itertools.product(letters, repeat=k)]
 
 
-def kmer_counts(seqs: list[str], vocab: list[str], ks: tuple[int, ...]):
-    """Sparse (N, V) matrix of k-mer frequencies (counts / number of k-mers of that k)."""
+def _letter_codes(letters: str) -> np.ndarray:
+    table = np.full(256, -1, dtype=np.int64)
+    for i, ch in enumerate(letters):
+        table[ord(ch)] = i
+    return table
+
+
+def kmer_counts(seqs: list[str], alphabet: str, ks: tuple[int, ...]):
+    """Sparse (N, V) matrix of k-mer frequencies (counts / number of k-mers of that k), vectorised with numpy.
+
+    Column of a k-mer = offset of its k + its base-|alphabet| code (the `itertools.product` order of
+    `kmer_vocab`); k-mers with a letter outside the alphabet (N, X) are not counted.
+    """
     from scipy.sparse import csr_matrix
 
-    index = {kmer: i for i, kmer in enumerate(vocab)}
+    letters = LETTERS[alphabet]
+    table, base = _letter_codes(letters), len(letters)
+    offsets = np.cumsum([0] + [base**k for k in ks])[:-1]
+    width = int(sum(base**k for k in ks))
     rows, cols, vals = [], [], []
     for r, seq in enumerate(seqs):
-        for k in ks:
-            n = max(1, len(seq) - k + 1)
-            counts: dict[int, int] = {}
-            for i in range(len(seq) - k + 1):
-                j = index.get(seq[i : i + k])
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-            rows += [r] * len(counts)
-            cols += list(counts)
-            vals += [c / n for c in counts.values()]
-    return csr_matrix((vals, (rows, cols)), shape=(len(seqs), len(vocab)), dtype=np.float32)
+        codes = table[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]  # (L,)
+        for k, off in zip(ks, offsets):
+            n = len(codes) - k + 1
+            if n <= 0:
+                continue
+            windows = np.lib.stride_tricks.sliding_window_view(codes, k)  # (n, k)
+            valid = (windows >= 0).all(1)
+            idx = windows[valid] @ (base ** np.arange(k - 1, -1, -1))  # (n_valid,)
+            uniq, counts = np.unique(idx, return_counts=True)
+            rows.append(np.full(len(uniq), r))
+            cols.append(uniq + off)
+            vals.append(counts / max(1, n))
+    if not rows:
+        return csr_matrix((len(seqs), width), dtype=np.float32)
+    return csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(len(seqs), width), dtype=np.float32)
 
 
 class KmerLinear:
@@ -50,7 +71,7 @@ class KmerLinear:
     def fit(self, seqs: list[str], y: np.ndarray) -> KmerLinear:
         from sklearn.linear_model import LogisticRegression, Ridge
 
-        X = kmer_counts(seqs, self.vocab, self.ks)
+        X = kmer_counts(seqs, self.alphabet, self.ks)
         self.scale = np.asarray(X.power(2).mean(0)).ravel() ** 0.5 + 1e-6  # (V,) per-feature RMS
         X = X.multiply(1.0 / self.scale).tocsr()
         if self.task == "regression":
@@ -65,7 +86,7 @@ class KmerLinear:
         return self
 
     def logits(self, seqs: list[str]) -> np.ndarray:
-        X = kmer_counts(seqs, self.vocab, self.ks).multiply(1.0 / self.scale).tocsr()
+        X = kmer_counts(seqs, self.alphabet, self.ks).multiply(1.0 / self.scale).tocsr()
         return np.asarray(X @ self.coef.T) + self.intercept  # (N, C)
 
     def save(self, folder: Path) -> None:

@@ -42,7 +42,9 @@ def mask_tokens(
     gets one decision, so it is all [MASK], all random, or all unchanged.
     """
     if input_ids.shape != special_mask.shape or input_ids.dim() != 2:
-        raise ValueError(f"input_ids {tuple(input_ids.shape)} and special_mask {tuple(special_mask.shape)} must be (B, L)")
+        raise ValueError(
+            f"input_ids {tuple(input_ids.shape)} and special_mask {tuple(special_mask.shape)} must be (B, L)"
+        )
     if not 0.0 < rate < 1.0 or span < 1:
         raise ValueError(f"rate must be in (0, 1) and span >= 1, got rate={rate}, span={span}")
     maskable = ~special_mask.bool()  # (B, L)
@@ -51,7 +53,9 @@ def mask_tokens(
     if span > 1:
         decision = _per_run(chosen, decision)
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
-    pool = torch.as_tensor(list(random_ids) if random_ids is not None else range(vocab_size), dtype=input_ids.dtype)
+    pool = torch.as_tensor(
+        list(random_ids) if random_ids is not None else range(vocab_size), dtype=input_ids.dtype
+    )
     random_tok = pool[torch.randint(len(pool), input_ids.shape, generator=generator)]  # (B, L)
     out = input_ids.clone()
     out = torch.where(chosen & (decision < 0.8), torch.full_like(out, mask_id), out)
@@ -59,7 +63,9 @@ def mask_tokens(
     return out, labels
 
 
-def _choose(maskable: torch.Tensor, rate: float, span: int, generator: torch.Generator | None) -> torch.Tensor:
+def _choose(
+    maskable: torch.Tensor, rate: float, span: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """(B, L) bool of chosen positions: Bernoulli(rate) tokens, or spans of `span` tokens around centres."""
     B, L = maskable.shape
     p = rate if span == 1 else 1.0 - (1.0 - rate) ** (1.0 / span)

@@ -228,6 +228,21 @@ def _unsafe(path, e: Exception) -> UnsafeModelError:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """False at once when HF_HUB_OFFLINE is set or huggingface.co does not answer a TCP connect in `timeout` s
+    (avoids the hub client's long retry loop on a closed network)."""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    try:
+        socket.create_connection((host.split(":")[0], 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code: bool = False):
     """AutoModel from a local folder or hub id, SDPA attention where supported. Returns the encoder."""
     from transformers import AutoConfig, AutoModel
@@ -239,8 +254,8 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
         raise InputError(
             f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
         )
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    elif not hub_reachable():
+        raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}")
     kw = dict(revision=revision, trust_remote_code=trust_remote_code)
     try:
         config = AutoConfig.from_pretrained(str(local) if local.is_dir() else spec, **kw)

@@ -46,20 +46,33 @@ def build_config(preset: str, tokenizer, max_tokens: int, arch: str | None = Non
         raise InputError(f"architecture '{arch}' is not supported; use one of {', '.join(ARCHS)}")
     p = PRESETS[preset]
     common = dict(
-        vocab_size=len(tokenizer), hidden_size=p.hidden, num_hidden_layers=p.layers, num_attention_heads=p.heads,
-        intermediate_size=p.intermediate, hidden_dropout_prob=dropout, attention_probs_dropout_prob=0.0,
-        max_position_embeddings=max_tokens, pad_token_id=tokenizer.pad_id, attn_implementation="sdpa",
+        vocab_size=len(tokenizer),
+        hidden_size=p.hidden,
+        num_hidden_layers=p.layers,
+        num_attention_heads=p.heads,
+        intermediate_size=p.intermediate,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=max_tokens,
+        pad_token_id=tokenizer.pad_id,
+        attn_implementation="sdpa",
     )
     if arch == "bert":
         return BertConfig(**common, type_vocab_size=1)
     # ESM-2: rotary positions, pre-LN with a final LayerNorm, no token dropout (keeps finetune inputs unscaled)
     return EsmConfig(
-        **common, mask_token_id=tokenizer.mask_id, position_embedding_type="rotary", token_dropout=False,
-        emb_layer_norm_before=False, layer_norm_eps=1e-5,
+        **common,
+        mask_token_id=tokenizer.mask_id,
+        position_embedding_type="rotary",
+        token_dropout=False,
+        emb_layer_norm_before=False,
+        layer_norm_eps=1e-5,
     )
 
 
-def build_mlm_model(preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1):
+def build_mlm_model(
+    preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1
+):
     """A randomly initialised masked LM (BertForMaskedLM / EsmForMaskedLM). ESM's unused contact head is frozen."""
     from transformers import BertForMaskedLM, EsmForMaskedLM
 

@@ -72,8 +72,11 @@ class PretrainConfig:
             ("--window", self.window >= 8, "at least 8"),
             ("--max-steps", self.max_steps >= 1, "at least 1"),
             ("--batch-size", self.batch_size >= 1, "at least 1"),
-            ("--grad-accum", self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0,
-             "at least 1 and a divisor of --batch-size"),
+            (
+                "--grad-accum",
+                self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0,
+                "at least 1 and a divisor of --batch-size",
+            ),
             ("--lr", self.lr > 0, "positive"),
             ("--mask-rate", 0 < self.mask_rate < 1, "in (0, 1)"),
             ("--eval-fraction", 0 < self.eval_fraction < 0.5, "in (0, 0.5)"),
@@ -91,7 +94,9 @@ class PretrainConfig:
         if self.time_budget_min is not None and self.time_budget_min <= 0:
             raise InputError(f"--time-budget: got {self.time_budget_min}; give minutes > 0")
         if not self.inputs:
-            raise InputError("pretrain: no input FASTA files given; pass one or more FASTA files (gz or plain)")
+            raise InputError(
+                "pretrain: no input FASTA files given; pass one or more FASTA files (gz or plain)"
+            )
 
 
 # ---------------------------------------------------------------- corpus
@@ -131,7 +136,9 @@ class Corpus:
         self.offsets = np.asarray([r[2] for r in index["records"]], dtype=np.int64)
         self.lengths = np.asarray([r[3] for r in index["records"]], dtype=np.int64)
         total = int(self.lengths.sum())
-        self.data = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(total,)) if total else np.zeros(0, np.uint8)
+        self.data = (
+            np.memmap(data_path, dtype=np.uint8, mode="r", shape=(total,)) if total else np.zeros(0, np.uint8)
+        )
         self.window = window
         self.by_position = self.alphabet == "dna"  # DNA: uniform over bases; protein: uniform over records
         self.train, self.heldout = self._split(eval_fraction)
@@ -162,7 +169,10 @@ class Corpus:
                 f"{int(self.lengths.sum()):,} bases, --eval-fraction {fraction}); give more or longer sequences "
                 "or change --eval-fraction"
             )
-        as_arrays = [Segments(*(np.asarray(c, dtype=np.int64) for c in zip(*rows, strict=True))) for rows in (train, held)]
+        as_arrays = [
+            Segments(*(np.asarray(c, dtype=np.int64) for c in zip(*rows, strict=True)))
+            for rows in (train, held)
+        ]
         return as_arrays[0], as_arrays[1]
 
     def text(self, offset: int, length: int) -> str:
@@ -239,14 +249,26 @@ def build_corpus_cache(files: list[Path], alphabet: str, cache_dir: Path) -> tup
                 offset += len(rec.seq)
             count = len(records) - n_before
             size = sum(r[3] for r in records[n_before:])
-            sources.append({"path": str(path), "sha256": _sha256(path), "bytes": path.stat().st_size,
-                            "records": count, "residues": size})
+            sources.append(
+                {
+                    "path": str(path),
+                    "sha256": _sha256(path),
+                    "bytes": path.stat().st_size,
+                    "records": count,
+                    "residues": size,
+                }
+            )
     index = {"version": CACHE_VERSION, "alphabet": alphabet, "files": sources, "records": records}
     os.replace(data_path.with_suffix(".bin.tmp"), data_path)
     index_path.with_suffix(".json.tmp").write_text(json.dumps(index))
     os.replace(index_path.with_suffix(".json.tmp"), index_path)
-    log.info("corpus: %d records, %s residues from %d files, indexed in %.1fs", len(records), f"{offset:,}",
-             len(files), time.time() - t0)
+    log.info(
+        "corpus: %d records, %s residues from %d files, indexed in %.1fs",
+        len(records),
+        f"{offset:,}",
+        len(files),
+        time.time() - t0,
+    )
     return data_path, index
 
 
@@ -256,7 +278,9 @@ def build_corpus_cache(files: list[Path], alphabet: str, cache_dir: Path) -> tup
 class MaskedBatcher:
     """Windows -> tokenized, padded, masked tensors. Row RNG: rng(seed, step, row)."""
 
-    def __init__(self, corpus: Corpus, tokenizer, max_tokens: int, cfg: PretrainConfig, debug_dir: Path | None):
+    def __init__(
+        self, corpus: Corpus, tokenizer, max_tokens: int, cfg: PretrainConfig, debug_dir: Path | None
+    ):
         self.corpus, self.tok, self.max_tokens, self.cfg = corpus, tokenizer, max_tokens, cfg
         self.span = int(getattr(tokenizer, "k", 1)) if tokenizer.spec.startswith("kmer:") else 1
         unpredictable = set(tokenizer.special_ids)
@@ -275,7 +299,10 @@ class MaskedBatcher:
         windows = [self.corpus.sample(rng) for rng in rngs]
         if self.debug_dir is not None:
             with open(self.debug_dir / f"samples-rank{rank}.tsv", "a") as f:
-                f.writelines(f"{step}\t{g}\t{w.record}\t{w.start}\t{w.strand}\n" for g, w in zip(rows, windows, strict=True))
+                f.writelines(
+                    f"{step}\t{g}\t{w.record}\t{w.start}\t{w.strand}\n"
+                    for g, w in zip(rows, windows, strict=True)
+                )
         return self.collate([w.seq for w in windows], rngs)
 
     def collate(self, seqs: list[str], rngs: list[np.random.Generator]) -> dict:
@@ -292,8 +319,16 @@ class MaskedBatcher:
         masked, labels = [], []
         for r, rng in enumerate(rngs):
             g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            x, y = mask_tokens(ids[r : r + 1], special[r : r + 1], mask_id=self.tok.mask_id, vocab_size=len(self.tok),
-                               rate=self.cfg.mask_rate, span=self.span, generator=g, random_ids=self.targets)
+            x, y = mask_tokens(
+                ids[r : r + 1],
+                special[r : r + 1],
+                mask_id=self.tok.mask_id,
+                vocab_size=len(self.tok),
+                rate=self.cfg.mask_rate,
+                span=self.span,
+                generator=g,
+                random_ids=self.targets,
+            )
             masked.append(x)
             labels.append(y)
         return {"input_ids": torch.cat(masked), "attention_mask": attention, "labels": torch.cat(labels)}
@@ -302,7 +337,10 @@ class MaskedBatcher:
         """A fixed held-out set: n windows and their masks, independent of the training seed's stream."""
         rngs = [np.random.default_rng([self.cfg.seed, 2**32 - 1, j]) for j in range(n)]
         windows = [self.corpus.sample(rng, heldout=True) for rng in rngs]
-        return [self.collate([w.seq for w in windows[i : i + batch]], rngs[i : i + batch]) for i in range(0, n, batch)]
+        return [
+            self.collate([w.seq for w in windows[i : i + batch]], rngs[i : i + batch])
+            for i in range(0, n, batch)
+        ]
 
 
 # ---------------------------------------------------------------- objective and evaluation
@@ -317,12 +355,16 @@ class MaskedLMObjective(nn.Module):
     def __init__(self, mlm: nn.Module):
         super().__init__()
         self.mlm = mlm
-        self.head_name = next((n for n in ("cls", "lm_head") if isinstance(getattr(mlm, n, None), nn.Module)), None)
+        self.head_name = next(
+            (n for n in ("cls", "lm_head") if isinstance(getattr(mlm, n, None), nn.Module)), None
+        )
 
     def forward(self, input_ids, attention_mask, labels):
         chosen = labels != -100  # (B, L)
         if self.head_name is not None:
-            hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+            hidden = self.mlm.base_model(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state  # (B, L, H)
             logits = getattr(self.mlm, self.head_name)(hidden[chosen])  # (M, V)
         else:
             logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits[chosen]  # (M, V)
@@ -342,8 +384,12 @@ def evaluate_heldout(model: nn.Module, batches: list[dict]) -> dict:
         correct += int((logits.argmax(-1) == targets).sum())
         count += targets.numel()
     loss = total_loss / max(count, 1)
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "masked_acc": correct / max(count, 1),
-            "masked_tokens": count}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "masked_acc": correct / max(count, 1),
+        "masked_tokens": count,
+    }
 
 
 def frequency_baselines(batcher: MaskedBatcher, heldout: list[dict], n_windows: int = 2000) -> dict:
@@ -382,8 +428,13 @@ def frequency_baselines(batcher: MaskedBatcher, heldout: list[dict], n_windows: 
                 if not bad[np.delete(ctx, c)].any() and key in best:
                     guess = best[key]
             hits_ctx += int(y[r, p] == guess)
-    return {"unigram_acc": hits_uni / max(n, 1), "context_acc": hits_ctx / max(n, 1), "context_size": c,
-            "most_frequent_token": batcher.tok.vocab[top], "count_windows": n_windows}
+    return {
+        "unigram_acc": hits_uni / max(n, 1),
+        "context_acc": hits_ctx / max(n, 1),
+        "context_size": c,
+        "most_frequent_token": batcher.tok.vocab[top],
+        "count_windows": n_windows,
+    }
 
 
 # ---------------------------------------------------------------- model and tokenizer
@@ -394,7 +445,9 @@ def _input_files(inputs: list[str]) -> list[Path]:
     for name in inputs:
         p = Path(name).expanduser()
         if not p.exists():
-            raise InputError(f"pretrain: input {name}: no such file; check the path (globs are expanded by the shell)")
+            raise InputError(
+                f"pretrain: input {name}: no such file; check the path (globs are expanded by the shell)"
+            )
         if p.is_dir():
             raise InputError(f"pretrain: input {name}: is a folder; give FASTA files, e.g. {name}/*.fa.gz")
         files.append(p)
@@ -439,20 +492,27 @@ def load_model_and_tokenizer(cfg: PretrainConfig):
         try:
             mlm = AutoModelForMaskedLM.from_pretrained(str(folder), attn_implementation="sdpa")
         except (OSError, ValueError) as e:
-            raise InputError(f"--model {cfg.model}: not a masked-LM folder transformers can load: "
-                             f"{str(e).splitlines()[0]}") from None
+            raise InputError(
+                f"--model {cfg.model}: not a masked-LM folder transformers can load: {str(e).splitlines()[0]}"
+            ) from None
         return tokenizer, mlm, tokenizer.alphabet
     alphabet = cfg.alphabet
     if cfg.tokenizer:
         tokenizer = build_tokenizer(cfg.tokenizer)
         if alphabet not in ("auto", tokenizer.alphabet):
-            raise InputError(f"--tokenizer {cfg.tokenizer} is for {tokenizer.alphabet}, but --alphabet is {alphabet}")
+            raise InputError(
+                f"--tokenizer {cfg.tokenizer} is for {tokenizer.alphabet}, but --alphabet is {alphabet}"
+            )
     else:
         if alphabet == "auto":
             alphabet = _detect_alphabet(_input_files(cfg.inputs)[0])
         tokenizer = build_tokenizer("char" if alphabet == "dna" else "esm")
     max_tokens = tokens_for_window(tokenizer, cfg.window)
-    return tokenizer, build_mlm_model(cfg.preset, tokenizer, max_tokens, cfg.arch, dropout=cfg.dropout), tokenizer.alphabet
+    return (
+        tokenizer,
+        build_mlm_model(cfg.preset, tokenizer, max_tokens, cfg.arch, dropout=cfg.dropout),
+        tokenizer.alphabet,
+    )
 
 
 def tokens_for_window(tokenizer, window: int) -> int:
@@ -468,7 +528,9 @@ def _prepare_out(cfg: PretrainConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (cfg.force or cfg.resume):
-        raise InputError(f"--out {out}: folder is not empty; pass --force to overwrite or --resume to continue")
+        raise InputError(
+            f"--out {out}: folder is not empty; pass --force to overwrite or --resume to continue"
+        )
     if out.is_dir() and cfg.force and not cfg.resume:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -497,8 +559,10 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     max_tokens = tokens_for_window(tokenizer, cfg.window)
     limit = max_positions(mlm)
     if max_tokens > limit:
-        raise InputError(f"--window {cfg.window}: needs {max_tokens} tokens but the model takes at most {limit}; "
-                         f"use --window {tokenizer.max_bases(limit)} or less")
+        raise InputError(
+            f"--window {cfg.window}: needs {max_tokens} tokens but the model takes at most {limit}; "
+            f"use --window {tokenizer.max_bases(limit)} or less"
+        )
     out = Path(cfg.out)
     with state.main_process_first():
         if state.is_main_process:
@@ -513,17 +577,40 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     _log_setup(cfg, mlm, corpus, tokenizer, max_tokens, baselines, state.num_processes)
     objective = MaskedLMObjective(mlm)
     tcfg = TrainConfig(
-        max_steps=cfg.max_steps, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio, grad_accum=cfg.grad_accum, seed=cfg.seed,
-        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None, eval_at_start=True,
+        max_steps=cfg.max_steps,
+        lr=cfg.lr,
+        warmup_ratio=cfg.warmup_ratio,
+        grad_accum=cfg.grad_accum,
+        seed=cfg.seed,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=cfg.log_every,
+        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
+        eval_at_start=True,
     )
     t0 = time.time()
-    trainer = Trainer(objective, tcfg, out, get_batch=batcher.train_batch,
-                      loss_fn=lambda m, b: m(**b)[0], evaluate=lambda m: evaluate_heldout(m, heldout))
+    trainer = Trainer(
+        objective,
+        tcfg,
+        out,
+        get_batch=batcher.train_batch,
+        loss_fn=lambda m, b: m(**b)[0],
+        evaluate=lambda m: evaluate_heldout(m, heldout),
+    )
     result = trainer.fit(resume=cfg.resume)
     if state.is_main_process:
-        _save_outputs(out, cfg, mlm, tokenizer, corpus, max_tokens, baselines, result, time.time() - t0,
-                      state.num_processes)
+        _save_outputs(
+            out,
+            cfg,
+            mlm,
+            tokenizer,
+            corpus,
+            max_tokens,
+            baselines,
+            result,
+            time.time() - t0,
+            state.num_processes,
+        )
     state.wait_for_everyone()
     return out
 
@@ -537,17 +624,35 @@ def _clear_debug(out: Path) -> None:
 def _log_setup(cfg, mlm, corpus: Corpus, tokenizer, max_tokens: int, baselines: dict, world: int) -> None:
     from genoml.presets import parameter_count
 
-    log.info("model: %s, %.2fM parameters; tokenizer %s; window %d -> %d tokens; %d process(es), batch %d",
-             cfg.model or f"{mlm.config.model_type} {cfg.preset}", parameter_count(mlm) / 1e6, tokenizer.spec,
-             cfg.window, max_tokens, world, cfg.batch_size)
-    log.info("corpus: %d records; training %s residues, held out %s (%d segments)", len(corpus.ids),
-             f"{corpus.train.bases:,}", f"{corpus.heldout.bases:,}", len(corpus.heldout))
+    log.info(
+        "model: %s, %.2fM parameters; tokenizer %s; window %d -> %d tokens; %d process(es), batch %d",
+        cfg.model or f"{mlm.config.model_type} {cfg.preset}",
+        parameter_count(mlm) / 1e6,
+        tokenizer.spec,
+        cfg.window,
+        max_tokens,
+        world,
+        cfg.batch_size,
+    )
+    log.info(
+        "corpus: %d records; training %s residues, held out %s (%d segments)",
+        len(corpus.ids),
+        f"{corpus.train.bases:,}",
+        f"{corpus.heldout.bases:,}",
+        len(corpus.heldout),
+    )
     if baselines:
-        log.info("held-out baselines: most frequent token %.4f, %d-token context %.4f",
-                 baselines["unigram_acc"], baselines["context_size"], baselines["context_acc"])
+        log.info(
+            "held-out baselines: most frequent token %.4f, %d-token context %.4f",
+            baselines["unigram_acc"],
+            baselines["context_size"],
+            baselines["context_acc"],
+        )
 
 
-def _save_outputs(out: Path, cfg, mlm, tokenizer, corpus: Corpus, max_tokens, baselines, result, wall_s, world):
+def _save_outputs(
+    out: Path, cfg, mlm, tokenizer, corpus: Corpus, max_tokens, baselines, result, wall_s, world
+):
     from genoml.runs import versions
 
     if getattr(mlm.config, "hidden_dropout_prob", None) is not None and not cfg.model:
@@ -573,14 +678,20 @@ def _save_outputs(out: Path, cfg, mlm, tokenizer, corpus: Corpus, max_tokens, ba
         "processes": world,
         "corpus": corpus.index["files"],
         "heldout": {
-            "fraction": cfg.eval_fraction, "windows": cfg.eval_windows, "segments": len(corpus.heldout),
-            "residues": corpus.heldout.bases, "train_residues": corpus.train.bases,
+            "fraction": cfg.eval_fraction,
+            "windows": cfg.eval_windows,
+            "segments": len(corpus.heldout),
+            "residues": corpus.heldout.bases,
+            "train_residues": corpus.train.bases,
             "rule": "tail of each record with fraction*length >= window; shorter records whole, by sequence hash",
             **{k: last_eval.get(k) for k in ("loss", "perplexity", "masked_acc", "masked_tokens")},
             "baselines": baselines,
         },
-        "masking": {"rate": cfg.mask_rate, "span": 1 if not tokenizer.spec.startswith("kmer:") else tokenizer.k,
-                    "replace": "80% mask / 10% random / 10% unchanged"},
+        "masking": {
+            "rate": cfg.mask_rate,
+            "span": 1 if not tokenizer.spec.startswith("kmer:") else tokenizer.k,
+            "replace": "80% mask / 10% random / 10% unchanged",
+        },
         "config": dataclasses.asdict(cfg),
         "versions": versions(),
     }
@@ -588,8 +699,13 @@ def _save_outputs(out: Path, cfg, mlm, tokenizer, corpus: Corpus, max_tokens, ba
     plot_losses(result.history, out / "loss.png", baselines)
     if result.stopped_reason != "interrupted":
         shutil.rmtree(out / "cache", ignore_errors=True)
-    log.info("pretrained model written to %s (%s after %d steps; held-out masked accuracy %s)", out,
-             result.stopped_reason, result.steps, f"{last_eval.get('masked_acc', float('nan')):.4f}")
+    log.info(
+        "pretrained model written to %s (%s after %d steps; held-out masked accuracy %s)",
+        out,
+        result.stopped_reason,
+        result.steps,
+        f"{last_eval.get('masked_acc', float('nan')):.4f}",
+    )
 
 
 def plot_losses(history: list[dict], path: Path, baselines: dict | None = None) -> None:
@@ -605,19 +721,38 @@ def plot_losses(history: list[dict], path: Path, baselines: dict | None = None) 
     if train:
         ax.plot(*zip(*train, strict=True), label="training loss", color="tab:blue", lw=1)
     if evals:
-        ax.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o-", label="held-out loss",
-                color="tab:orange", ms=3)
+        ax.plot(
+            [r["step"] for r in evals],
+            [r["loss"] for r in evals],
+            "o-",
+            label="held-out loss",
+            color="tab:orange",
+            ms=3,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("masked-LM loss (nats)")
     if evals and "masked_acc" in evals[0]:
         ax2 = ax.twinx()
-        ax2.plot([r["step"] for r in evals], [r["masked_acc"] for r in evals], "s--", color="tab:green", ms=3,
-                 label="held-out masked accuracy")
+        ax2.plot(
+            [r["step"] for r in evals],
+            [r["masked_acc"] for r in evals],
+            "s--",
+            color="tab:green",
+            ms=3,
+            label="held-out masked accuracy",
+        )
         for key, style in (("unigram_acc", ":"), ("context_acc", "-.")):
             if baselines and key in baselines:
-                ax2.axhline(baselines[key], color="grey", ls=style, lw=1,
-                            label={"unigram_acc": "most-frequent-token baseline",
-                                   "context_acc": "k-mer context baseline"}[key])
+                ax2.axhline(
+                    baselines[key],
+                    color="grey",
+                    ls=style,
+                    lw=1,
+                    label={
+                        "unigram_acc": "most-frequent-token baseline",
+                        "context_acc": "k-mer context baseline",
+                    }[key],
+                )
         ax2.set_ylabel("masked accuracy")
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()

@@ -83,7 +83,9 @@ class TrainConfig:
             if not ok:
                 raise InputError(f"training setting {name}={getattr(self, name)!r}: must be {allowed}")
         if self.patience is not None and self.select_metric is None:
-            raise InputError("training setting patience needs select_metric (the metric early stopping watches)")
+            raise InputError(
+                "training setting patience needs select_metric (the metric early stopping watches)"
+            )
 
 
 @dataclass
@@ -146,7 +148,9 @@ class _Schedule:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Schedule(cfg.max_steps, cfg.warmup_ratio, cfg.schedule))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _Schedule(cfg.max_steps, cfg.warmup_ratio, cfg.schedule)
+    )
 
 
 # ---------------------------------------------------------------- tensors and RNG on disk (no pickle)
@@ -210,7 +214,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def latest_checkpoint(out_dir: Path) -> Path | None:
     """Newest `checkpoints/step-NNNNNN` folder holding a COMPLETE marker (incomplete ones are ignored)."""
     root = Path(out_dir) / CHECKPOINT_DIR
-    done = [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()] if root.is_dir() else []
+    done = (
+        [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()]
+        if root.is_dir()
+        else []
+    )
     return max(done, key=lambda p: int(p.name[5:]), default=None)
 
 
@@ -239,7 +247,9 @@ class _StopSignal:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("%s received: stopping after this step and writing a checkpoint", signal.Signals(signum).name)
+        log.warning(
+            "%s received: stopping after this step and writing a checkpoint", signal.Signals(signum).name
+        )
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_StopSignal]:
@@ -287,7 +297,9 @@ class Trainer:
             cpu=force_cpu(),
             mixed_precision=precision,
             gradient_accumulation_steps=cfg.grad_accum,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
+            kwargs_handlers=[
+                DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)
+            ],
         )
         self.model = model
         self._best_weights: dict[str, torch.Tensor] | Path | None = None
@@ -314,7 +326,9 @@ class Trainer:
         if ckpt is not None:
             self._load_checkpoint(ckpt, model, optimizer, scheduler, state)
         elif resume:
-            log.info("resume: no complete checkpoint under %s; starting from step 0", self.out_dir / CHECKPOINT_DIR)
+            log.info(
+                "resume: no complete checkpoint under %s; starting from step 0", self.out_dir / CHECKPOINT_DIR
+            )
         self._rewrite_metrics(state.history)
         model.train()
         with _StopSignal().installed() as stop:
@@ -391,8 +405,10 @@ class Trainer:
     def _log_train(self, state: _State, window: dict, scheduler) -> None:
         acc = self.accelerator
         packed = torch.stack(
-            [torch.as_tensor(window["loss"], dtype=torch.float32, device=acc.device).reshape(()),
-             torch.tensor(float(window["tokens"]), device=acc.device)]
+            [
+                torch.as_tensor(window["loss"], dtype=torch.float32, device=acc.device).reshape(()),
+                torch.tensor(float(window["tokens"]), device=acc.device),
+            ]
         )
         if acc.num_processes > 1:
             packed = acc.reduce(packed, reduction="sum")
@@ -403,12 +419,21 @@ class Trainer:
                 f"training loss became {loss} at step {state.step}; lower the learning rate (now {self.cfg.lr}) "
                 "or check the input data"
             )
-        record = {"event": "train", "step": state.step, "loss": round(loss, 6), "lr": scheduler.get_last_lr()[0]}
+        record = {
+            "event": "train",
+            "step": state.step,
+            "loss": round(loss, 6),
+            "lr": scheduler.get_last_lr()[0],
+        }
         if packed[1] > 0:
             record["tokens_per_s"] = round(float(packed[1]) / seconds, 1)
         record["elapsed_s"] = round(state.elapsed_s, 2)
         log.info(
-            "step %d/%d  loss %.4f  lr %.2e%s", state.step, self.cfg.max_steps, loss, record["lr"],
+            "step %d/%d  loss %.4f  lr %.2e%s",
+            state.step,
+            self.cfg.max_steps,
+            loss,
+            record["lr"],
             f"  {record['tokens_per_s']:,.0f} tok/s" if "tokens_per_s" in record else "",
         )
         self._record(state, record)
@@ -431,14 +456,19 @@ class Trainer:
             metrics = box[0]
         state.last_eval_step = state.step
         record = {"event": "eval", "step": state.step, **metrics}
-        log.info("eval step %d: %s", state.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                                                            if isinstance(v, int | float)))
+        log.info(
+            "eval step %d: %s",
+            state.step,
+            ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, int | float)),
+        )
         self._record(state, record)
         if cfg.select_metric is None:
             return False
         value = metrics.get(cfg.select_metric)
         if not isinstance(value, int | float) or not math.isfinite(value):
-            raise GenomlError(f"evaluate() returned {cfg.select_metric}={value!r}; it must return a finite number")
+            raise GenomlError(
+                f"evaluate() returned {cfg.select_metric}={value!r}; it must return a finite number"
+            )
         best = None if state.best is None else state.best[cfg.select_metric]
         if best is None or (value > best if cfg.greater_is_better else value < best):
             state.best, state.bad_evals = record, 0
@@ -449,7 +479,9 @@ class Trainer:
 
     def _finish(self, model, optimizer, scheduler, state: _State, reason: str) -> None:
         """Final eval (unless interrupted), final checkpoint, best weights restored."""
-        evaluated = reason != "interrupted" and self.evaluate is not None and state.last_eval_step != state.step
+        evaluated = (
+            reason != "interrupted" and self.evaluate is not None and state.last_eval_step != state.step
+        )
         if evaluated:
             self._eval(model, state)
         if reason == "early_stop":
@@ -458,8 +490,12 @@ class Trainer:
             self._save_checkpoint(model, optimizer, scheduler, state)
         if reason != "interrupted" and self._best_weights is not None and state.best is not None:
             self._load_model_state(model, self._best_state())
-            log.info("restored the best weights: step %d, %s %.4g", state.best["step"], self.cfg.select_metric,
-                     state.best[self.cfg.select_metric])
+            log.info(
+                "restored the best weights: step %d, %s %.4g",
+                state.best["step"],
+                self.cfg.select_metric,
+                state.best[self.cfg.select_metric],
+            )
 
     # -- records
 
@@ -551,8 +587,10 @@ class Trainer:
         (folder / "rng.json").write_text(json.dumps([{k: s[k] for k in ("python", "numpy")} for s in rngs]))
 
     def _prune(self, root: Path) -> None:
-        done = sorted((p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()),
-                      key=lambda p: int(p.name[5:]))
+        done = sorted(
+            (p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()),
+            key=lambda p: int(p.name[5:]),
+        )
         for old in done[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         for stale in root.glob("step-*.tmp"):
@@ -564,8 +602,10 @@ class Trainer:
 
         acc = self.accelerator
         if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-            raise GenomlError(f"resume under {acc.distributed_type.value} is not supported yet; resume with DDP "
-                              f"(torchrun) or a single process from {ckpt}")
+            raise GenomlError(
+                f"resume under {acc.distributed_type.value} is not supported yet; resume with DDP "
+                f"(torchrun) or a single process from {ckpt}"
+            )
         meta = json.loads((ckpt / "state.json").read_text())
         for f in ("step", "history", "best", "bad_evals", "elapsed_s", "stopped", "last_eval_step"):
             setattr(state, f, meta[f])
@@ -579,12 +619,18 @@ class Trainer:
         if rank < len(py):
             with safe_open(str(ckpt / "rng.safetensors"), framework="pt") as f:
                 rng = {**py[rank], "torch": f.get_tensor(f"torch.{rank}")}
-                cuda = sorted((k for k in f.keys() if k.startswith(f"cuda.{rank}.")), key=lambda k: int(k.split(".")[2]))  # noqa: SIM118
+                cuda = sorted(
+                    (k for k in f.keys() if k.startswith(f"cuda.{rank}.")), key=lambda k: int(k.split(".")[2])
+                )  # noqa: SIM118
                 if cuda:
                     rng["cuda"] = [f.get_tensor(k) for k in cuda]
             _set_rng_state(rng)
         else:
-            log.warning("resume: checkpoint from %d processes, now %d: rank %d starts a fresh RNG stream",
-                        meta["world_size"], acc.num_processes, rank)
+            log.warning(
+                "resume: checkpoint from %d processes, now %d: rank %d starts a fresh RNG stream",
+                meta["world_size"],
+                acc.num_processes,
+                rank,
+            )
         self._saved_step = state.step
         log.info("resumed from %s (step %d)", ckpt, state.step)

@@ -16,8 +16,19 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     out, *inputs = argv
     cfg = PretrainConfig(
-        inputs=inputs, out=out, preset="tiny", window=32, max_steps=4, batch_size=8, lr=3e-3, eval_fraction=0.2,
-        eval_windows=16, eval_every=4, checkpoint_every=4, log_every=2, seed=1,
+        inputs=inputs,
+        out=out,
+        preset="tiny",
+        window=32,
+        max_steps=4,
+        batch_size=8,
+        lr=3e-3,
+        eval_fraction=0.2,
+        eval_windows=16,
+        eval_every=4,
+        checkpoint_every=4,
+        log_every=2,
+        seed=1,
     )
     run_pretrain(cfg)
 

@@ -186,3 +186,15 @@ def test_adapt_steps_pretrains_on_train_split_only(motif_csvs, bert_dir, tmp_pat
     assert meta["steps"] == 4 and meta["corpus"][0]["path"].endswith("adapt_corpus.fa")
     assert not (out / "adapt_corpus.fa").exists()
     assert json.loads((out / "genoml.json").read_text())["source_model"] == str(adapted)
+
+
+def test_kmer_counts_by_hand():
+    from genoml.kmer_linear import kmer_counts, kmer_vocab
+
+    vocab = kmer_vocab("dna", (1, 2))
+    m = kmer_counts(["ACGTN", "AAAA"], "dna", (1, 2)).toarray()
+    assert m.shape == (2, 4 + 16)
+    # ACGTN: 5 1-mers (N not counted) -> A,C,G,T each 1/5; 4 2-mers, AC CG GT counted (TN not) -> 1/4 each
+    assert "N" not in vocab and m[0, vocab.index("A")] == pytest.approx(0.2)
+    assert m[0, vocab.index("CG")] == pytest.approx(0.25) and m[0].sum() == pytest.approx(0.8 + 0.75)
+    assert m[1, vocab.index("AA")] == pytest.approx(1.0) and m[1, vocab.index("A")] == pytest.approx(1.0)

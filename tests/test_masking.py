@@ -40,8 +40,9 @@ def hidden_base_exists(row_ids: torch.Tensor, row_special: torch.Tensor, i: int,
 def test_span_masking_never_leaves_a_masked_kmer_recoverable(k):
     ids, special = batch(64, 90, seed=k, pad_from=[60 + (r % 29) for r in range(64)])
     g = torch.Generator().manual_seed(1)
-    out, labels = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=0.15, span=k, generator=g,
-                              random_ids=PLAIN)
+    out, labels = mask_tokens(
+        ids, special, mask_id=MASK, vocab_size=VOCAB, rate=0.15, span=k, generator=g, random_ids=PLAIN
+    )
     masked = 0
     for r in range(ids.shape[0]):
         for i in torch.nonzero(out[r] == MASK).flatten().tolist():
@@ -53,22 +54,40 @@ def test_span_masking_never_leaves_a_masked_kmer_recoverable(k):
 def test_per_token_masking_would_leak_which_span_masking_prevents():
     """The check above is not vacuous: plain per-token masking of 6-mers leaves recoverable tokens."""
     ids, special = batch(32, 90)
-    out, _ = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=0.15, span=1,
-                         generator=torch.Generator().manual_seed(0), random_ids=PLAIN)
-    leaks = sum(not hidden_base_exists(out[r], special[r], i, 6)
-                for r in range(32) for i in torch.nonzero(out[r] == MASK).flatten().tolist())
+    out, _ = mask_tokens(
+        ids,
+        special,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        rate=0.15,
+        span=1,
+        generator=torch.Generator().manual_seed(0),
+        random_ids=PLAIN,
+    )
+    leaks = sum(
+        not hidden_base_exists(out[r], special[r], i, 6)
+        for r in range(32)
+        for i in torch.nonzero(out[r] == MASK).flatten().tolist()
+    )
     assert leaks > 0
 
 
 @settings(max_examples=60, deadline=None)
-@given(k=st.integers(1, 6), length=st.integers(3, 40), rows=st.integers(1, 4), seed=st.integers(0, 2**31),
-       rate=st.floats(0.05, 0.5))
+@given(
+    k=st.integers(1, 6),
+    length=st.integers(3, 40),
+    rows=st.integers(1, 4),
+    seed=st.integers(0, 2**31),
+    rate=st.floats(0.05, 0.5),
+)
 def test_masking_properties(k, length, rows, seed, rate):
-    ids, special = batch(rows, length, seed=seed, pad_from=[max(1, length - 1 - (seed + r) % length)
-                                                            for r in range(rows)])
+    ids, special = batch(
+        rows, length, seed=seed, pad_from=[max(1, length - 1 - (seed + r) % length) for r in range(rows)]
+    )
     g = torch.Generator().manual_seed(seed)
-    out, labels = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=rate, span=k, generator=g,
-                              random_ids=PLAIN)
+    out, labels = mask_tokens(
+        ids, special, mask_id=MASK, vocab_size=VOCAB, rate=rate, span=k, generator=g, random_ids=PLAIN
+    )
     chosen = labels != -100
     assert not (chosen & special).any()  # specials and padding never chosen
     assert torch.equal(out[special], ids[special])  # ... nor changed
@@ -87,8 +106,16 @@ def test_masking_properties(k, length, rows, seed, rate):
 @pytest.mark.parametrize("span", [1, 6])
 def test_rate_and_80_10_10_are_respected(span):
     ids, special = batch(200, 200, seed=3)
-    out, labels = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=0.15, span=span,
-                              generator=torch.Generator().manual_seed(7), random_ids=PLAIN)
+    out, labels = mask_tokens(
+        ids,
+        special,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        rate=0.15,
+        span=span,
+        generator=torch.Generator().manual_seed(7),
+        random_ids=PLAIN,
+    )
     chosen = labels != -100
     rate = chosen.sum().item() / (~special).sum().item()
     assert 0.13 < rate < 0.17
@@ -102,8 +129,16 @@ def test_rate_and_80_10_10_are_respected(span):
 
 def test_span_runs_get_one_decision():
     ids, special = batch(100, 120, seed=5)
-    out, labels = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=0.15, span=6,
-                              generator=torch.Generator().manual_seed(2), random_ids=PLAIN)
+    out, labels = mask_tokens(
+        ids,
+        special,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        rate=0.15,
+        span=6,
+        generator=torch.Generator().manual_seed(2),
+        random_ids=PLAIN,
+    )
     chosen = labels != -100
     for r in range(100):
         run: list[int] = []
@@ -111,8 +146,10 @@ def test_span_runs_get_one_decision():
             if i < 120 and chosen[r, i]:
                 run.append(i)
             elif run:
-                kinds = {"mask" if out[r, j] == MASK else "same" if out[r, j] == ids[r, j] else "random"
-                         for j in run}
+                kinds = {
+                    "mask" if out[r, j] == MASK else "same" if out[r, j] == ids[r, j] else "random"
+                    for j in run
+                }
                 assert kinds == {"mask"} or "mask" not in kinds, (r, run, kinds)
                 run = []
 

@@ -43,9 +43,22 @@ def dna_fasta(tmp_path) -> list[str]:
 
 
 def config(inputs, out, **kw) -> PretrainConfig:
-    base = dict(inputs=inputs, out=str(out), preset="tiny", window=32, max_steps=60, batch_size=16, lr=3e-3,
-                eval_fraction=0.2, eval_windows=32, eval_every=20, checkpoint_every=20, log_every=10, seed=0,
-                dropout=0.0)
+    base = dict(
+        inputs=inputs,
+        out=str(out),
+        preset="tiny",
+        window=32,
+        max_steps=60,
+        batch_size=16,
+        lr=3e-3,
+        eval_fraction=0.2,
+        eval_windows=32,
+        eval_every=20,
+        checkpoint_every=20,
+        log_every=10,
+        seed=0,
+        dropout=0.0,
+    )
     return PretrainConfig(**{**base, **kw})
 
 
@@ -53,7 +66,12 @@ def test_tiny_pretrain_lowers_heldout_loss_and_writes_a_model_folder(tmp_path, d
     out = run_pretrain(config(dna_fasta, tmp_path / "run", max_steps=40))
     meta = json.loads((out / "genoml.json").read_text())
     assert meta["kind"] == "pretrained" and meta["tokenizer"] == "char" and meta["alphabet"] == "dna"
-    assert meta["max_tokens"] == 34 and meta["window"] == 32 and meta["steps"] == 40 and meta["stopped"] == "max_steps"
+    assert (
+        meta["max_tokens"] == 34
+        and meta["window"] == 32
+        and meta["steps"] == 40
+        and meta["stopped"] == "max_steps"
+    )
     assert [c["records"] for c in meta["corpus"]] == [2, 1] and len(meta["corpus"][0]["sha256"]) == 64
     evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
     assert [e["step"] for e in evals] == [0, 20, 40]  # the untrained model is evaluated too
@@ -70,11 +88,23 @@ def test_tiny_pretrain_lowers_heldout_loss_and_writes_a_model_folder(tmp_path, d
 
 def test_tiny_model_learns_context_beyond_the_kmer_baseline(tmp_path, dna_fasta):
     """Held-out masked accuracy must beat predicting each base from its 3+3 neighbours' k-mer counts."""
-    out = run_pretrain(config(dna_fasta, tmp_path / "run", arch="esm", max_steps=240, batch_size=32,
-                              eval_every=240, checkpoint_every=240, log_every=40))
+    out = run_pretrain(
+        config(
+            dna_fasta,
+            tmp_path / "run",
+            arch="esm",
+            max_steps=240,
+            batch_size=32,
+            eval_every=240,
+            checkpoint_every=240,
+            log_every=40,
+        )
+    )
     held = json.loads((out / "genoml.json").read_text())["heldout"]
     assert held["baselines"]["context_size"] == 3
-    assert held["baselines"]["context_acc"] > held["baselines"]["unigram_acc"] + 0.1  # the baseline is not a strawman
+    assert (
+        held["baselines"]["context_acc"] > held["baselines"]["unigram_acc"] + 0.1
+    )  # the baseline is not a strawman
     assert held["masked_acc"] > held["baselines"]["context_acc"] + 0.1
 
 
@@ -106,8 +136,10 @@ def test_training_windows_never_touch_the_heldout_part(tmp_path, dna_fasta):
     data, index = build_corpus_cache([Path(p) for p in dna_fasta], "dna", tmp_path / "cache")
     corpus = Corpus(data, index, window=32, eval_fraction=0.2)
     assert len(corpus.heldout) == 3  # the tail of each record (0.2 x length >= 32)
-    held = {(int(r), int(o) - int(corpus.offsets[r]), int(o) - int(corpus.offsets[r]) + int(n))
-            for r, o, n in zip(corpus.heldout.record, corpus.heldout.offset, corpus.heldout.length, strict=True)}
+    held = {
+        (int(r), int(o) - int(corpus.offsets[r]), int(o) - int(corpus.offsets[r]) + int(n))
+        for r, o, n in zip(corpus.heldout.record, corpus.heldout.offset, corpus.heldout.length, strict=True)
+    }
     rng = np.random.default_rng(0)
     strands = set()
     for _ in range(2000):
@@ -153,7 +185,9 @@ def test_protein_esm_pretrain_then_continued_pretraining(tmp_path):
     motif = "MKTAYIAKQRQISFVKSHFSRQ"
     aa = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
     path = tmp_path / "prot.fa"
-    path.write_text("".join(f">p{i}\n{aa[rng.integers(0, 20, 6)].tobytes().decode()}{motif}\n" for i in range(40)))
+    path.write_text(
+        "".join(f">p{i}\n{aa[rng.integers(0, 20, 6)].tobytes().decode()}{motif}\n" for i in range(40))
+    )
     first = run_pretrain(config([str(path)], tmp_path / "esm", max_steps=6, eval_every=3, checkpoint_every=6))
     meta = json.loads((first / "genoml.json").read_text())
     assert meta["tokenizer"] == "esm" and meta["arch"] == "esm" and meta["alphabet"] == "protein"
@@ -173,7 +207,9 @@ def test_kmer_tokenizer_uses_span_masking(tmp_path, dna_fasta):
     assert batch["input_ids"].shape == (16, 31)
     chosen = (batch["labels"] != -100).int()
     for row in chosen:  # runs of chosen tokens are at least k long unless they touch [CLS]/[SEP]
-        bounds = torch.diff(torch.cat([torch.zeros(1, dtype=torch.int), row, torch.zeros(1, dtype=torch.int)]))
+        bounds = torch.diff(
+            torch.cat([torch.zeros(1, dtype=torch.int), row, torch.zeros(1, dtype=torch.int)])
+        )
         starts, ends = torch.nonzero(bounds == 1).flatten(), torch.nonzero(bounds == -1).flatten()
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             assert e - s >= 4 or s == 1 or e == 30
@@ -193,8 +229,17 @@ def test_bad_inputs_are_refused_before_writing(tmp_path, dna_fasta):
 
 def test_torchrun_two_ranks_disjoint_rows_same_data_as_one_process(tmp_path, dna_fasta, monkeypatch):
     env = {**os.environ, "GENOML_DEBUG_SAMPLES": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(ROOT / "tests" / "_ddp_pretrain_entry.py"), str(tmp_path / "ddp"), *dna_fasta]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(ROOT / "tests" / "_ddp_pretrain_entry.py"),
+        str(tmp_path / "ddp"),
+        *dna_fasta,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = tmp_path / "ddp"
@@ -213,6 +258,8 @@ def test_torchrun_two_ranks_disjoint_rows_same_data_as_one_process(tmp_path, dna
     finally:
         sys.path.remove(str(ROOT / "tests"))
     entry([str(single), *dna_fasta])
-    assert sorted(ranks[0] + ranks[1]) == sorted((single / "debug" / "samples-rank0.tsv").read_text().splitlines())
+    assert sorted(ranks[0] + ranks[1]) == sorted(
+        (single / "debug" / "samples-rank0.tsv").read_text().splitlines()
+    )
     meta = json.loads((ddp / "genoml.json").read_text())
     assert meta["processes"] == 2 and meta["steps"] == 4

@@ -62,7 +62,9 @@ def cfg(**kw) -> TrainConfig:
 
 def fit(tmp_path, name, *, model_seed=0, batch_fn=get_batch, resume=False, **kw):
     model = TinyNet(model_seed)
-    trainer = Trainer(model, cfg(**kw), tmp_path / name, get_batch=batch_fn, loss_fn=loss_fn, evaluate=held_out_loss)
+    trainer = Trainer(
+        model, cfg(**kw), tmp_path / name, get_batch=batch_fn, loss_fn=loss_fn, evaluate=held_out_loss
+    )
     return model, trainer.fit(resume=resume)
 
 
@@ -119,7 +121,9 @@ def test_sigint_stops_with_checkpoint_and_resume_matches(tmp_path):
     assert signal.getsignal(signal.SIGINT) is before  # handler restored
     resumed, res2 = fit(tmp_path, "run", resume=True, checkpoint_every=100)
     assert res2.stopped_reason == "max_steps"
-    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed.state_dict().values())
+    )
 
 
 def test_incomplete_checkpoints_are_ignored(tmp_path):
@@ -140,8 +144,15 @@ def test_incomplete_checkpoints_are_ignored(tmp_path):
 def test_checkpoint_files_load_without_pickle(tmp_path):
     fit(tmp_path, "run", max_steps=4)
     ckpt = latest_checkpoint(tmp_path / "run")
-    assert {p.name for p in ckpt.iterdir()} >= {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng.json",
-                                                "rng.safetensors", "state.json", COMPLETE}
+    assert {p.name for p in ckpt.iterdir()} >= {
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng.json",
+        "rng.safetensors",
+        "state.json",
+        COMPLETE,
+    }
     for name in ("optimizer.pt", "scheduler.pt"):
         torch.load(ckpt / name, weights_only=True)
     weights = load_tensors(ckpt / "model.safetensors")
@@ -165,7 +176,9 @@ def test_early_stopping_restores_best_weights(tmp_path):
     assert not all(torch.equal(v, snapshots[4][k]) for k, v in model.state_dict().items())
     # resuming a finished early-stopped run changes nothing
     again = TinyNet(5)
-    res2 = Trainer(again, c, tmp_path / "run", get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit(resume=True)
+    res2 = Trainer(again, c, tmp_path / "run", get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit(
+        resume=True
+    )
     assert res2.stopped_reason == "early_stop" and res2.steps == 8
     assert all(torch.equal(v, snapshots[2][k]) for k, v in again.state_dict().items())
 
