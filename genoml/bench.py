@@ -138,6 +138,8 @@ def _finished_run(run_dir: Path, fcfg: FinetuneConfig) -> bool:
         return False
     new = fcfg.to_dict()
     keys = set(new) - {"out", "force", "threads", "resume"}
+    if fcfg.model == "kmer-linear":  # no training loop: epochs and time budget do not change it
+        keys -= {"epochs", "time_budget_min", "patience", "lr", "batch_size"}
     return all(json.loads(json.dumps(old.get(k))) == json.loads(json.dumps(new[k])) for k in keys)
 
 

@@ -493,8 +493,11 @@ def _write_reports(job, out, meta, metrics, history, predictions, model, with_ba
     settings["task"] = job.labels.task
     settings["labels"] = ", ".join(job.labels.names)
     extra = []
-    if job.cfg.attention and model is not None and model.arch == "hf" and job.labels.task != "regression":
-        extra = _attention_section(job, model, out)
+    if job.cfg.attention and model is not None and job.labels.task != "regression":
+        if model.arch == "hf":
+            extra += _attention_section(job, model, out)
+        if job.labels.task == "binary" and job.alphabet == "dna":
+            extra += _motif_section(job, model, out)
     baselines = metrics.get("baselines") if with_baselines else None
     write_report(out, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")}, history=history,
                  settings=settings, predictions=predictions, baselines=baselines, extra_sections=extra)
@@ -532,3 +535,33 @@ def _attention_section(job: Job, model, out: Path) -> list[tuple[str, str]]:
     pngs = sorted((out / "attention").glob("**/*.png"))[:3]
     body = "\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in pngs) or str(summary)[:500]
     return [("Attention maps (examples)", body)]
+
+
+def _motif_section(job: Job, model, out: Path, n: int = 200) -> list[tuple[str, str]]:
+    """Motifs enriched in the high-attribution windows of positive test sequences vs negatives (logos)."""
+    from genoml.interpret import explain_sequence
+    from genoml.motifs import find_motifs, write_motifs
+
+    split = job.splits.get("test") or job.splits.get("valid")
+    if split is None:
+        return []
+    positive = job.labels.names[1]
+    pos = [s for s, lab in zip(split.seqs, split.labels) if lab == positive][:n]
+    neg = [s for s, lab in zip(split.seqs, split.labels) if lab != positive][:n]
+    try:
+        tracks = [explain_sequence(model, s, methods=("grad-input",), target=1, keep_maps=False).tracks["grad-input"]
+                  for s in pos]
+        motifs = find_motifs(pos, tracks, neg, max_motifs=3)
+        summary = write_motifs(motifs, out / "motifs")
+    except Exception as e:  # noqa: BLE001 - the report is optional; say why it is missing
+        log.warning("motif discovery skipped: %s", e)
+        return []
+    if not motifs:
+        return [("Motifs", f"No motif enriched in positive ({positive}) high-attribution windows vs negatives "
+                           f"(q < 0.05) among {len(pos)} positives / {len(neg)} negatives.")]
+    rows = ["| consensus | hits | p | q | logo |", "|---|---|---|---|---|"]
+    rows += [f"| `{m['consensus']}` | {m['n_hits']} | {m['pvalue']:.2g} | {m['qvalue']:.2g} | "
+             f"![logo](motifs/{m['logo']}) |" for m in summary["motifs"]]
+    body = (f"Grad×input tracks of {len(pos)} positive ({positive}) sequences; enrichment vs {len(neg)} negatives "
+            "(hypergeometric test, Benjamini–Hochberg). Full list: `motifs/motifs.json`, `motifs/motifs.meme`.\n\n")
+    return [("Motifs", body + "\n".join(rows))]

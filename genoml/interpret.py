@@ -332,13 +332,25 @@ class Explanation:
 
 
 def _window_starts(tokenizer, seq: str, max_tokens: int | None, stride: int | None) -> tuple[list[int], int]:
-    """Window starts and width in bases (one window of the whole sequence when max_tokens is None)."""
+    """Window starts and width in bases (one window of the whole sequence when no limit is known)."""
     from genoml.data import window_starts
 
     if not max_tokens:
         return [0], len(seq)
     width = tokenizer.max_bases(max_tokens)
     return window_starts(len(seq), width, stride or max(1, width // 2)), width
+
+
+def default_max_tokens(model: torch.nn.Module) -> int | None:
+    """The model's own limit: `model.max_tokens`, else the encoder's position table, else None (no limit)."""
+    if getattr(model, "max_tokens", None):
+        return int(model.max_tokens)
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and hasattr(getattr(encoder, "config", None), "max_position_embeddings"):
+        from genoml.models import max_positions
+
+        return max_positions(encoder)
+    return None
 
 
 @torch.no_grad()
@@ -363,9 +375,11 @@ def explain_sequence(
     steps: int = 32,
     keep_maps: bool = True,
 ) -> Explanation:
-    """Per-base tracks of `seq` for each method; sequences longer than `max_tokens` are cut into windows
-    (as predict does) and each base's score is the mean over the windows covering it."""
+    """Per-base tracks of `seq` for each method; sequences longer than `max_tokens` (default: the model's
+    limit, see `default_max_tokens`) are cut into windows (as predict does; stride half a window) and each
+    base's score is the mean over the windows covering it. The target is chosen once from the mean logits."""
     tok = model.tokenizer
+    max_tokens = max_tokens or default_max_tokens(model)
     starts, width = _window_starts(tok, seq, max_tokens, stride)
     encs = [tok.encode(seq[s : s + width], max_tokens=max_tokens) for s in starts]
     logits = torch.stack([_logits(model, e) for e in encs]).mean(0)  # (C,)
@@ -556,7 +570,9 @@ def plot_track(
         bottom.tick_params(axis="x", labelbottom=False)
         under = bottom.get_xaxis_transform()
         for i, base in enumerate(seq):
-            bottom.text(i, -0.04, base, transform=under, ha="center", va="top", fontsize=6, family="monospace")
+            bottom.text(
+                i, -0.04, base, transform=under, ha="center", va="top", fontsize=6, family="monospace"
+            )
     else:
         bottom.set_xlabel("position (0-based)")
     axes[0, 0].set_title(title, fontsize=10)

@@ -25,6 +25,8 @@ def mask_tokens(
     span: int = 1,
     generator: torch.Generator | None = None,
     random_ids: Sequence[int] | None = None,
+    mask_fraction: float = 0.8,
+    random_fraction: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """input_ids (B, L), special_mask (B, L) bool -> (corrupted ids (B, L), labels (B, L)).
 
@@ -33,6 +35,8 @@ def mask_tokens(
     away from the ends. Each row with a maskable token gets at least one chosen position.
     `random_ids`: ids used for the 10% random replacement (default: all of range(vocab_size));
     pass the non-special ids so a random replacement is never [CLS] or [PAD].
+    `mask_fraction`/`random_fraction`: the 80/10/10 split (evaluation uses 1.0/0.0: every target is
+    [MASK], so accuracy measures prediction from context, not copying the visible 10%).
 
     Why span masking hides every [MASK]ed k-mer: a maximal run of chosen tokens t_a..t_b inside one
     segment has b - a + 1 >= k unless clipped by the segment end; token t_j covers bases j..j+k-1.
@@ -47,6 +51,8 @@ def mask_tokens(
         )
     if not 0.0 < rate < 1.0 or span < 1:
         raise ValueError(f"rate must be in (0, 1) and span >= 1, got rate={rate}, span={span}")
+    if mask_fraction < 0 or random_fraction < 0 or mask_fraction + random_fraction > 1:
+        raise ValueError(f"mask_fraction {mask_fraction} + random_fraction {random_fraction} must be in [0, 1]")
     maskable = ~special_mask.bool()  # (B, L)
     chosen = _choose(maskable, rate, span, generator)  # (B, L)
     decision = torch.rand(input_ids.shape, generator=generator)  # (B, L)
@@ -58,8 +64,9 @@ def mask_tokens(
     )
     random_tok = pool[torch.randint(len(pool), input_ids.shape, generator=generator)]  # (B, L)
     out = input_ids.clone()
-    out = torch.where(chosen & (decision < 0.8), torch.full_like(out, mask_id), out)
-    out = torch.where(chosen & (decision >= 0.8) & (decision < 0.9), random_tok, out)
+    to_random = (decision >= mask_fraction) & (decision < mask_fraction + random_fraction)
+    out = torch.where(chosen & (decision < mask_fraction), torch.full_like(out, mask_id), out)
+    out = torch.where(chosen & to_random, random_tok, out)
     return out, labels
 
 

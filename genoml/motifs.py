@@ -325,10 +325,12 @@ def _motif(members, pos_seqs, windows, pos_sets, neg_sets) -> Motif | None:
         a, b = trim(pfm)
         if b - a < 4:
             return None
-        instances = realign(pfm[a:b], pos_seqs, windows, flank=2)
+        instances, forward = realign(pfm[a:b], pos_seqs, windows, flank=2)
         if len(instances) < 2:
             return None
         pfm = pfm_from_instances(instances)
+    if sum(forward) < len(forward) / 2:  # report the motif as most sites read on the given strand
+        pfm = pfm[::-1, ::-1].copy()
     a, b = trim(pfm)
     if b - a < 4:
         return None
@@ -353,15 +355,16 @@ def realign(
     *,
     min_relative: float = 0.8,
     flank: int = 0,
-) -> list[str]:
+) -> tuple[list[str], list[bool]]:
     """Best site of the PFM's log-odds (uniform background, 0.5 pseudocount) overlapping each sequence's
     windows, either strand; kept when its score is >= min_relative of the way from the worst to the best
-    possible score. Returns the sites in motif orientation, with `flank` more bases each side (N off the end)."""
+    possible score. Returns the sites in motif orientation, with `flank` more bases each side (N off the end),
+    and for each whether it was read on the sequence's own strand."""
     width = len(pfm)
     pwm = np.log2((pfm + 0.5) / (pfm.sum(1, keepdims=True) + 2.0) / 0.25)  # (w, 4)
     lo_score, hi_score = pwm.min(1).sum(), pwm.max(1).sum()
     cut = lo_score + min_relative * (hi_score - lo_score)
-    sites = []
+    sites, forward = [], []
     for seq, ws in zip(seqs, windows, strict=True):
         if len(seq) < width or not ws:
             continue
@@ -374,24 +377,33 @@ def realign(
         i, j = int(best_f.argmax()), int(best_r.argmax())
         if max(best_f[i], best_r[j]) < cut:
             continue
-        if best_f[i] >= best_r[j]:
+        forward.append(bool(best_f[i] >= best_r[j]))
+        if forward[-1]:
             sites.append(_segment(seq, i - flank, width + 2 * flank))
         else:
             sites.append(reverse_complement(_segment(seq, j - flank, width + 2 * flank)))
-    return sites
+    return sites, forward
 
 
 # ---------------------------------------------------------------- matching and output
 
 
 def consensus_match(
-    motif_consensus: str, planted_consensus: str, *, min_overlap: int = 8, max_mismatch_frac: float = 0.2
+    motif_consensus: str,
+    planted_consensus: str,
+    *,
+    min_overlap: int = 8,
+    max_mismatch_frac: float = 0.2,
+    both_strands: bool = True,
 ) -> bool:
-    """True when the motif aligns to the planted consensus on either strand at some offset, with at least
-    `min_overlap` informative (non-N) overlapping positions (or all of the shorter one) and at most
-    `max_mismatch_frac` of them mismatched."""
+    """True when the motif aligns to the planted consensus (on either strand unless both_strands=False) at
+    some offset, with at least `min_overlap` informative (non-N) overlapping positions (or all of the
+    shorter one) and at most `max_mismatch_frac` of them mismatched."""
     a = planted_consensus.upper()
-    for b in (motif_consensus.upper(), reverse_complement(motif_consensus.upper())):
+    orientations = [motif_consensus.upper()]
+    if both_strands:
+        orientations.append(reverse_complement(orientations[0]))
+    for b in orientations:
         for shift in range(-len(b) + 1, len(a)):
             lo, hi = max(0, shift), min(len(a), shift + len(b))
             pairs = [(a[i], b[i - shift]) for i in range(lo, hi) if a[i] in BASES and b[i - shift] in BASES]

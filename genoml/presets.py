@@ -25,6 +25,7 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(hidden=32, layers=2, heads=2, intermediate=64),
+    "mini": Preset(hidden=128, layers=4, heads=4, intermediate=512),
     "small": Preset(hidden=256, layers=4, heads=4, intermediate=1024),
     "base": Preset(hidden=768, layers=12, heads=12, intermediate=3072),
 }

@@ -305,8 +305,9 @@ class MaskedBatcher:
                 )
         return self.collate([w.seq for w in windows], rngs)
 
-    def collate(self, seqs: list[str], rngs: list[np.random.Generator]) -> dict:
-        """input_ids, attention_mask, labels: (B, L) with L the longest row here."""
+    def collate(self, seqs: list[str], rngs: list[np.random.Generator], mask_only: bool = False) -> dict:
+        """input_ids, attention_mask, labels: (B, L) with L the longest row here. `mask_only`: every
+        target becomes [MASK] (held-out set), else 80/10/10."""
         encs = [self.tok.encode(s, self.max_tokens) for s in seqs]
         L = max(len(e.ids) for e in encs)
         ids = torch.full((len(encs), L), self.tok.pad_id, dtype=torch.long)
@@ -328,17 +329,19 @@ class MaskedBatcher:
                 span=self.span,
                 generator=g,
                 random_ids=self.targets,
+                mask_fraction=1.0 if mask_only else 0.8,
+                random_fraction=0.0 if mask_only else 0.1,
             )
             masked.append(x)
             labels.append(y)
         return {"input_ids": torch.cat(masked), "attention_mask": attention, "labels": torch.cat(labels)}
 
     def heldout_batches(self, n: int, batch: int = 64) -> list[dict]:
-        """A fixed held-out set: n windows and their masks, independent of the training seed's stream."""
+        """A fixed held-out set: n windows and their masks (every target [MASK]), apart from the training stream."""
         rngs = [np.random.default_rng([self.cfg.seed, 2**32 - 1, j]) for j in range(n)]
         windows = [self.corpus.sample(rng, heldout=True) for rng in rngs]
         return [
-            self.collate([w.seq for w in windows[i : i + batch]], rngs[i : i + batch])
+            self.collate([w.seq for w in windows[i : i + batch]], rngs[i : i + batch], mask_only=True)
             for i in range(0, n, batch)
         ]
 
@@ -574,7 +577,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     batcher = MaskedBatcher(corpus, tokenizer, max_tokens, cfg, debug)
     heldout = batcher.heldout_batches(cfg.eval_windows)
     baselines = frequency_baselines(batcher, heldout) if state.is_main_process else {}
-    _log_setup(cfg, mlm, corpus, tokenizer, max_tokens, baselines, state.num_processes)
+    if state.is_main_process:
+        _log_setup(cfg, mlm, corpus, tokenizer, max_tokens, baselines, state.num_processes)
     objective = MaskedLMObjective(mlm)
     tcfg = TrainConfig(
         max_steps=cfg.max_steps,
@@ -690,7 +694,7 @@ def _save_outputs(
         "masking": {
             "rate": cfg.mask_rate,
             "span": 1 if not tokenizer.spec.startswith("kmer:") else tokenizer.k,
-            "replace": "80% mask / 10% random / 10% unchanged",
+            "replace": "training 80% mask / 10% random / 10% unchanged; held-out 100% mask",
         },
         "config": dataclasses.asdict(cfg),
         "versions": versions(),

@@ -171,7 +171,8 @@ def part_gue(args, data: Path) -> dict | None:
     if not root.is_dir():
         log.warning("suite: %s is absent; GUE skipped", root)
         return None
-    tasks = {}
+    earlier = load_part(Path(args.out), "gue") or {}
+    tasks = earlier.get("tasks", {})  # tasks of an earlier invocation stay unless re-run now
     options = {"rc_augment": args.rc, "rc_average": args.rc, "batch_size": args.batch_size}
     for task in args.gue_tasks.split(","):
         d = root / task
@@ -191,6 +192,7 @@ def part_gue(args, data: Path) -> dict | None:
         )
         if not res:
             continue
+        res["suite_command"] = this_command()
         tasks[task] = res
         models = transformer_models(args, task)
         extra = models and bench(
@@ -730,7 +732,16 @@ def render_gue(res: dict) -> list[str]:
         )
         gap = 100 * pick["mean"] - DNABERT2[task]
         beat, close = beat + (gap >= 0), close + (-3 <= gap < 0)
-        details += [f"### {task}", "", f"`{b['command']}`", "", table_rows(b), ""]
+        details += [
+            f"### {task}",
+            "",
+            f"{b['machine']['date']}; suite command: `{b.get('suite_command', res.get('command'))}`",
+            "",
+            f"`{b['command']}`",
+            "",
+            table_rows(b),
+            "",
+        ]
         if "transformers" in b:
             t = b["transformers"]
             details += [

@@ -198,3 +198,17 @@ def test_kmer_counts_by_hand():
     assert "N" not in vocab and m[0, vocab.index("A")] == pytest.approx(0.2)
     assert m[0, vocab.index("CG")] == pytest.approx(0.25) and m[0].sum() == pytest.approx(0.8 + 0.75)
     assert m[1, vocab.index("AA")] == pytest.approx(1.0) and m[1, vocab.index("A")] == pytest.approx(1.0)
+
+
+def test_report_has_motif_logos_matching_the_planted_motif(motif_csvs, tmp_path):
+    from genoml.motifs import consensus_match
+    from tests.tiny import MOTIF
+
+    train, valid, test = motif_csvs
+    out = tmp_path / "run"
+    assert run(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--out", str(out),
+                "--model", "cnn", "--epochs", "8", "--no-baselines"]) == 0
+    motifs = json.loads((out / "motifs" / "motifs.json").read_text())["motifs"]
+    assert motifs and consensus_match(motifs[0]["consensus"], MOTIF)
+    assert (out / "motifs" / motifs[0]["logo"]).stat().st_size > 0
+    assert "## Motifs" in (out / "report.md").read_text()

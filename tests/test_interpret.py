@@ -305,3 +305,12 @@ def test_sequence_model_protocol(tmp_path, kmer3):
     np.testing.assert_allclose(I.attention_maps(model, enc).sum(-1), 1.0, atol=1e-5)
     exp = I.explain_sequence(model, DNA, methods=("attention", "integrated-gradients"), steps=16)
     assert exp.tracks["attention"].shape == (len(DNA),) and exp.ig_delta is not None
+
+
+def test_long_sequence_is_windowed_to_the_models_limit(bert, kmer3):
+    """128 positions in the tiny BERT: a 300-base sequence is explained in windows, one value per base."""
+    seq = (DNA * 11)[:300]
+    exp = I.explain_sequence(bert, seq, methods=("attention", "grad-input"))
+    assert I.default_max_tokens(bert) == 128
+    assert exp.n_windows > 1 and exp.tracks["grad-input"].shape == (300,)
+    assert np.isfinite(exp.tracks["attention"]).all() and (exp.tracks["attention"] > 0).all()

@@ -161,3 +161,19 @@ def test_same_generator_seed_same_masks_and_bad_arguments():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     with pytest.raises(ValueError, match="rate"):
         mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB, rate=1.5)
+
+
+def test_mask_only_corruption_for_evaluation():
+    ids, special = batch(8, 60)
+    out, labels = mask_tokens(
+        ids,
+        special,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        span=3,
+        mask_fraction=1.0,
+        random_fraction=0.0,
+        generator=torch.Generator().manual_seed(4),
+    )
+    chosen = labels != -100
+    assert chosen.any() and (out[chosen] == MASK).all() and torch.equal(out[~chosen], ids[~chosen])

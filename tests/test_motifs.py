@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import fisher_exact
 
 from genoml import motifs as M
@@ -73,6 +74,7 @@ def test_consensus_match():
     assert M.consensus_match(CTCF, CTCF)
     assert M.consensus_match("CAGGGGGCGC", CTCF)  # partial, offset
     assert M.consensus_match(M.reverse_complement("CCACCAGGGG"), CTCF)  # other strand
+    assert not M.consensus_match(M.reverse_complement("CCACCAGGGG"), CTCF, both_strands=False)
     assert M.consensus_match("NNCCACCAGGTGGCG", CTCF)  # N wildcards, one mismatch in 13
     assert not M.consensus_match("GATAAGATAA", CTCF)
     assert not M.consensus_match("CACGTG", CTCF)  # too short an overlap to claim a match
@@ -86,6 +88,8 @@ def test_find_motifs_recovers_planted_consensus(tmp_path, either_strand):
     assert motifs, "no motif found"
     top = motifs[0]
     assert M.consensus_match(top.consensus, CTCF), top.consensus
+    if not either_strand:  # reported in the orientation the sites were planted in
+        assert M.consensus_match(top.consensus, CTCF, both_strands=False), top.consensus
     assert top.qvalue < 0.05 and top.n_hits >= 40
     assert top.pfm.shape == (len(top.consensus), 4)
     summary = M.write_motifs(motifs, tmp_path)
@@ -120,3 +124,83 @@ def test_find_motifs_checks_inputs():
         M.find_motifs(["ACGT"], [], ["ACGT"])
     with pytest.raises(M.InputError, match="values for a sequence"):
         M.find_motifs(["ACGT"], [np.zeros(3)], ["ACGT"])
+
+
+# ---------------------------------------------------------------- scripts/motif_check.py end to end
+
+
+class PwmScanner(torch.nn.Module):
+    """An 'oracle' classifier over char tokens: logit(pos) = logsumexp over positions of a conv filter.
+
+    With the CTCF log-odds filter it uses exactly the planted site; with a random filter it does not.
+    """
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        from genoml.tokenizers import build_tokenizer
+
+        self.tokenizer = build_tokenizer("char")
+        self.labels, self.task = ["0", "1"], "binary"
+        onehot = torch.zeros(len(self.tokenizer), 4)
+        for i, t in enumerate(self.tokenizer.vocab):
+            if t in "ACGT" and len(t) == 1:
+                onehot[i, "ACGT".index(t)] = 1.0
+        self.emb = torch.nn.Embedding.from_pretrained(onehot)
+        self.weight = torch.nn.Parameter(weight)  # (w, 4)
+
+    def embed(self, ids):
+        return self.emb(ids)
+
+    def logits_from_embeds(self, embeds, mask):
+        x = (embeds * mask[..., None]).transpose(1, 2)  # (B, 4, L)
+        scores = torch.nn.functional.conv1d(x, self.weight.T[None])[:, 0]  # (B, L - w + 1)
+        s = torch.logsumexp(2.0 * scores, -1) / 2.0 - 6.0  # a site scores ~10, the best random 14-mer ~2-4
+        return torch.stack([torch.zeros_like(s), s], -1)  # (B, 2)
+
+    def attentions(self, ids, mask):
+        raise M.InputError("no attention")
+
+
+def _motif_check_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "motif_check.py"
+    spec = importlib.util.spec_from_file_location("motif_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(n=120):
+    rng = np.random.default_rng(7)
+    pos, _, starts, neg = planted(rng, n // 2)
+    rows = [
+        {"id": f"p{i}", "sequence": s, "label": "1", "motif_start": str(st)}
+        for i, (s, st) in enumerate(zip(pos, starts))
+    ]
+    return rows + [{"id": f"n{i}", "sequence": s, "label": "0", "motif_start": ""} for i, s in enumerate(neg)]
+
+
+def test_motif_check_passes_for_a_model_that_uses_the_site(tmp_path):
+    mc = _motif_check_module()
+    logodds = torch.full((len(CTCF), 4), -1.0)
+    for i, b in enumerate(CTCF):
+        logodds[i, "ACGT".index(b)] = 1.0
+    res = mc.check(
+        PwmScanner(logodds), None, _rows(), ["grad-input", "integrated-gradients"], tmp_path, n_examples=1
+    )
+    assert res["accuracy"] > 0.9
+    for method, r in res["methods"].items():
+        assert r["hit_rate"] >= 0.8 and r["motif_found"] and r["pass"], (method, r)
+    assert (tmp_path / "grad-input" / "motif1.logo.png").stat().st_size > 0
+
+
+def test_motif_check_fails_for_a_model_that_ignores_the_site(tmp_path):
+    mc = _motif_check_module()
+    torch.manual_seed(0)
+    res = mc.check(
+        PwmScanner(torch.randn(len(CTCF), 4)), None, _rows(), ["grad-input"], tmp_path, n_examples=0
+    )
+    r = res["methods"]["grad-input"]
+    assert not r["pass"] and r["hit_rate"] < 0.5
