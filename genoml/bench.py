@@ -257,6 +257,21 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None
 
 
+def train_throughput(run: dict) -> float | None:
+    """Training sequences (windows, incl. reverse complements) per second of the training loop, from the
+    trainer's last logged step; kmer-linear (no loop): training sequences / training seconds."""
+    run_dir = Path(run["run_dir"])
+    try:
+        history = json.loads((run_dir / "history.json").read_text())
+        batch = json.loads((run_dir / "genoml.json").read_text())["config"]["batch_size"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        history, batch = [], None
+    steps = [h for h in history if h.get("event") == "train" and h.get("elapsed_s")]
+    if steps and batch:
+        return steps[-1]["step"] * batch / steps[-1]["elapsed_s"]
+    return run["metrics"].get("train_windows_per_s")
+
+
 def summarize(spec: str, runs: list[dict], headline: str) -> dict:
     """One table row: headline mean/sd over seeds, AUROC, wall time, parameters, train sequences/s."""
     tests = [r["metrics"].get("test", {}) for r in runs]
@@ -265,7 +280,7 @@ def summarize(spec: str, runs: list[dict], headline: str) -> dict:
     valid, _ = _stats([r["metrics"].get("valid", {}).get(headline) for r in runs])
     wall, _ = _stats([r["wall_s"] for r in runs])
     train_s, _ = _stats([r["metrics"].get("train_seconds") for r in runs])
-    speed, _ = _stats([r["metrics"].get("train_windows_per_s") for r in runs])
+    speed, _ = _stats([train_throughput(r) for r in runs])
     params = runs[0]["metrics"].get("parameters") or {}
     name, strategy = parse_model_spec(spec)
     return {

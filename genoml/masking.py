@@ -52,7 +52,9 @@ def mask_tokens(
     if not 0.0 < rate < 1.0 or span < 1:
         raise ValueError(f"rate must be in (0, 1) and span >= 1, got rate={rate}, span={span}")
     if mask_fraction < 0 or random_fraction < 0 or mask_fraction + random_fraction > 1:
-        raise ValueError(f"mask_fraction {mask_fraction} + random_fraction {random_fraction} must be in [0, 1]")
+        raise ValueError(
+            f"mask_fraction {mask_fraction} + random_fraction {random_fraction} must be in [0, 1]"
+        )
     maskable = ~special_mask.bool()  # (B, L)
     chosen = _choose(maskable, rate, span, generator)  # (B, L)
     decision = torch.rand(input_ids.shape, generator=generator)  # (B, L)

@@ -566,6 +566,11 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             f"--window {cfg.window}: needs {max_tokens} tokens but the model takes at most {limit}; "
             f"use --window {tokenizer.max_bases(limit)} or less"
         )
+    if cfg.batch_size // cfg.grad_accum < state.num_processes:
+        raise InputError(
+            f"--batch-size {cfg.batch_size} / --grad-accum {cfg.grad_accum} gives fewer sequences per micro-batch "
+            f"than the {state.num_processes} processes; raise --batch-size or lower --grad-accum"
+        )
     out = Path(cfg.out)
     with state.main_process_first():
         if state.is_main_process:
@@ -678,7 +683,8 @@ def _save_outputs(
         "batch_size": cfg.batch_size,
         "windows_seen": result.steps * cfg.batch_size,
         "stopped": result.stopped_reason,
-        "wall_s": round(wall_s, 1),
+        "wall_s": round(wall_s, 1),  # this invocation, from model set-up to the end of training
+        "train_s": next((r["elapsed_s"] for r in reversed(result.history) if "elapsed_s" in r), None),
         "processes": world,
         "corpus": corpus.index["files"],
         "heldout": {

@@ -320,7 +320,6 @@ class Trainer:
         optimizer = build_optimizer(self.model, cfg)
         scheduler = build_scheduler(optimizer, cfg)  # not prepared: Accelerate would step it once per process
         model, optimizer = acc.prepare(self.model, optimizer)
-        self._prepared = model
         state = _State()
         ckpt = latest_checkpoint(self.out_dir) if resume else None
         if ckpt is not None:

@@ -227,7 +227,7 @@ def part_transfer(args, data: Path) -> dict | None:
         return None
     rand = random_init_copy(dna, Path(args.out) / "random-init" / dna.name)
     tasks = {}
-    for task in ("mouse/0", "mouse/3"):
+    for task in args.transfer_tasks.split(","):
         d = data / "gue" / task
         if not (d / "train.csv").is_file():
             log.warning("suite: %s absent; transfer on it skipped", d)
@@ -346,7 +346,7 @@ def splice_errors(folds: list[dict]) -> dict:
             acc["_mcc"].append(row["mean"])
     return {
         m: {
-            "error_pct": {c: round(100 * e / max(n, 1), 2) for c, (e, n) in a.items() if c != "_mcc"},
+            "error_pct": {c: round(100 * v[0] / max(v[1], 1), 2) for c, v in a.items() if c != "_mcc"},
             "mcc_mean": float(np.mean(a["_mcc"])),
         }
         for m, a in per_model.items()
@@ -598,7 +598,7 @@ def encoder_flops_per_seq(model_dir: Path, tokens: int) -> float:
 
 def part_speed(args, data: Path) -> dict | None:
     d = data / "gue" / "tf" / "0"
-    dna = pretrained_dir("dna")
+    dna = Path(args.speed_model) if args.speed_model else pretrained_dir("dna")
     if not d.is_dir() or dna is None:
         log.warning("suite: speed needs ../shared/data/gue/tf/0 and the embedded DNA model; skipped")
         return None
@@ -846,6 +846,13 @@ def render_speed(res: dict) -> list[str]:
         f"{res['batch_size']}, {res['threads']} torch thread(s).",
         "",
     ]
+    readme = (
+        REPO / res["model"] / "README.md"
+        if not Path(res["model"]).is_absolute()
+        else Path(res["model"]) / "README.md"
+    )
+    if readme.is_file():
+        lines += [f"Model card of that folder: {readme.read_text().splitlines()[0]}", ""]
     if "finetune_vs_trainer" in res:
         f = res["finetune_vs_trainer"]
         lines.append(
@@ -942,6 +949,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--rc", action=argparse.BooleanOptionalAction, default=True, help="--rc-augment + --rc-average"
     )
+    ap.add_argument("--transfer-tasks", default="mouse/0,mouse/3", help="GUE tasks of the transfer table")
     ap.add_argument("--transfer-seeds", type=int, default=3)
     ap.add_argument("--transfer-budget", type=float, default=10.0)
     ap.add_argument("--adapt-steps", type=int, default=500)
@@ -950,6 +958,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--peptide-task", default="AMPvsTMset.csv")
     ap.add_argument("--peptide-seeds", type=int, default=3)
     ap.add_argument("--peptide-budget", type=float, default=5.0)
+    ap.add_argument(
+        "--speed-model",
+        default=None,
+        help="HF model folder for the speed part (default: the embedded DNA model)",
+    )
     ap.add_argument("--speed-train", type=int, default=2048)
     ap.add_argument("--speed-predict", type=int, default=1000)
     ap.add_argument("--probe-epochs", type=int, default=5)
