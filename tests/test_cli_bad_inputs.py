@@ -127,12 +127,12 @@ FLAG_CASES = [
     (
         "lr-negative",
         ["finetune", "{train}", "--model", "cnn", "--lr", "-1", "--out", "{out}"],
-        "lr=-1.0: must be positive",
+        "--lr: must be positive, got -1.0",
     ),
     (
         "grad-accum-0",
         ["finetune", "{train}", "--model", "cnn", "--grad-accum", "0", "--out", "{out}"],
-        "grad_accum=0",
+        "--grad-accum: must be at least 1, got 0",
     ),
     (
         "max-tokens-2",
