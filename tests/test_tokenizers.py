@@ -21,6 +21,7 @@ from genoml.tokenizers import (
 )
 
 SAPIENS = Path(__file__).resolve().parents[2] / "shared" / "models" / "sapiens-vh"
+needs_sapiens = pytest.mark.skipif(not SAPIENS.is_dir(), reason="../shared/models/sapiens-vh is absent")
 ALL_SPECS = ["kmer:3", "kmer:4", "kmer:5", "kmer:6", "nt-kmer:6", "char", "esm", "protbert"]
 PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -229,6 +230,7 @@ def test_load_vocab_txt_when_autotokenizer_cannot(tmp_path):
     assert spec_for_vocab(vocab[:-1]) is None
 
 
+@needs_sapiens
 def test_save_pretrained_removes_stale_fast_tokenizer_file(tmp_path):
     AutoTokenizer.from_pretrained(SAPIENS).save_pretrained(tmp_path)
     build_tokenizer("protbert").save_pretrained(tmp_path)
@@ -251,6 +253,7 @@ def test_load_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- HFTokenizer adapter
+@needs_sapiens
 def test_hf_adapter_on_sapiens_matches_autotokenizer():
     tok = load_tokenizer(SAPIENS)
     hf = AutoTokenizer.from_pretrained(SAPIENS)
@@ -270,6 +273,7 @@ def test_hf_adapter_on_sapiens_matches_autotokenizer():
     assert tok.encode_batch(["QV", "EVQ"]) == [tok.encode("QV"), tok.encode("EVQ")]
 
 
+@needs_sapiens
 def test_hf_adapter_save_load_round_trip(tmp_path):
     tok = load_tokenizer(SAPIENS)
     tok.save_pretrained(tmp_path)
