@@ -3,7 +3,8 @@
 #   data/models/genoml-dna-small      (ESM-style mini, single-nucleotide tokens, bacterial/phage/human DNA)
 #   data/models/genoml-protein-small  (ESM-2 style small, ESM tokens, UniProtKB/Ensembl/proteome proteins)
 # Each run uses one thread at nice 10 and stops on its time budget (checkpoint + save), so the two
-# run side by side in ~40 minutes. Logs: runs/pretrain-defaults/*.log. Usage: scripts/pretrain_defaults.sh
+# run side by side in ~40 minutes. Logs: runs/pretrain-defaults/*.log.
+# Usage: scripts/pretrain_defaults.sh [--cards-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -41,6 +42,10 @@ h, b = m["heldout"], m["heldout"]["baselines"]
 prov = provenance.read_text()
 licence = next((l.split(":", 1)[1].strip() for l in prov.splitlines() if l.startswith("License:")), "see PROVENANCE")
 source = next((l.split(":", 1)[1].strip() for l in prov.splitlines() if l.startswith("Source:")), "")
+lines = prov.splitlines()
+start = next((i + 1 for i, l in enumerate(lines) if l.startswith("Description:")), len(lines))
+end = next((i for i in range(start, len(lines)) if lines[i].startswith("Files")), len(lines))
+description = " ".join(l.strip() for l in lines[start:end] if l.strip())
 files = "\n".join(f"| `{Path(c['path']).name}` | {c['records']:,} | {c['residues']:,} | `{c['sha256'][:16]}…` |"
                   for c in m["corpus"])
 unit = "bases" if m["alphabet"] == "dna" else "residues"
@@ -54,7 +59,7 @@ given and the input is {m['alphabet'].upper()}. Standard Hugging Face folder (`A
 |---|---|
 | architecture | {m['arch']} (`{m['preset']}` preset), {m['parameters']:,} parameters |
 | tokenizer | `{m['tokenizer']}` ({len((out / 'vocab.txt').read_text().split())} tokens) |
-| window | {m['window']} {unit} = {m['max_tokens']} tokens (the longest input the model has positions for) |
+| window | {m['window']} {unit} = {m['max_tokens']} tokens (= max_position_embeddings; longer inputs are windowed) |
 | training | {m['steps']:,} steps × {m['batch_size']} windows ({m['windows_seen']:,} windows), stopped: {m['stopped']}, wall time {m['wall_s'] / 60:.1f} min |
 | masking | {m['masking']['rate']:.0%} of tokens, span {m['masking']['span']}; {m['masking']['replace']} |
 | optimizer | AdamW lr {m['config']['lr']}, warmup {m['config']['warmup_ratio']:.0%} then linear decay, seed {m['config']['seed']} |
@@ -76,7 +81,7 @@ Baseline counts come from {b['count_windows']:,} training windows. Loss curve: `
 
 ## Corpus
 
-{source}
+{source} {description}
 
 | file | records | {unit} | sha256 |
 |---|---|---|---|
@@ -92,6 +97,12 @@ shutil.copyfile(provenance, out / "CORPUS_PROVENANCE.txt")
 shutil.rmtree(out / "checkpoints", ignore_errors=True)
 EOF
 }
+
+if [ "${1:-}" = "--cards-only" ]; then  # rewrite the model cards from the existing genoml.json files
+  model_card genoml-dna-small "$DATA/dna_genomes/PROVENANCE.txt"
+  model_card genoml-protein-small "$DATA/protein_corpus/PROVENANCE.txt"
+  exit 0
+fi
 
 DNA_FILES=$(find "$DATA/dna_genomes" -name '*.gz' | sort)
 PROTEIN_FILES=$(ls "$DATA"/protein_corpus/*.fa.gz "$DATA"/protein_corpus/*.fasta.gz "$DATA"/protein_corpus/*.faa | sort)
