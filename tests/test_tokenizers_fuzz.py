@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,7 @@ def test_kmer_long_and_short_paths_agree(seq):
     assert tok.encode(seq).ids[1:-1] == expected
 
 
+@pytest.mark.skipif(not SAPIENS.is_dir(), reason="../shared/models/sapiens-vh is absent")
 @FUZZ
 @given(seqs=st.lists(PROTEIN, max_size=5), max_tokens=st.none() | st.integers(3, 30))
 def test_hf_encode_batch_equals_encode(seqs, max_tokens):
