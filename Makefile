@@ -22,7 +22,7 @@ install: $(STAMP)
 ## demo: fine-tune the embedded DNA model on the planted-motif task, then predict and explain
 demo: install
 	$(GENOML) finetune data/motif/train.csv --valid data/motif/valid.csv --test data/motif/test.csv \
-		--out runs/demo --force --epochs 3 --seed 0
+		--out runs/demo --force --epochs 6 --lr 1e-3 --seed 0
 	$(GENOML) predict --model runs/demo data/examples/motif_test.fa -o runs/demo/predictions.tsv
 	head -5 runs/demo/predictions.tsv
 	@echo "report: runs/demo/report.md  metrics: runs/demo/metrics.json"

@@ -272,14 +272,21 @@ def bench(
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training per model and seed.")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 10,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
+    rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (finetune's per-strategy default if unset).")] = None,
 ) -> None:
     """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
     from genoml.bench import BenchConfig, run_bench
 
+    options = {"rc_augment": rc_augment, "rc_average": rc_average}
+    options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
     cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
-                      seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs)
-    if force and hasattr(cfg, "force"):
-        cfg.force = True
+                      seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs, force=force, reuse=reuse,
+                      threads=threads, options={k: v for k, v in options.items() if v})
     result = run_bench(cfg)
     print(result.get("table", out) if isinstance(result, dict) else out)
 
