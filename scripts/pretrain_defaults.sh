@@ -88,12 +88,11 @@ Baseline counts come from {b['count_windows']:,} training windows. Loss curve: `
 {files}
 
 Licence of the data: {licence}. Full provenance (origin and checksum of each file): `PROVENANCE.txt` of the
-corpus folder, copied here as `CORPUS_PROVENANCE.txt`. The model weights are released under genoml's licence (MIT).
+corpus folder (`../shared/data/<corpus>/PROVENANCE.txt` beside a genoml checkout). The model weights are released under genoml's licence (MIT).
 
 Reproduce: `scripts/pretrain_defaults.sh` (one CPU thread; a time budget of {m['config']['time_budget_min']:g} min).
 """
 (out / "README.md").write_text(card)
-shutil.copyfile(provenance, out / "CORPUS_PROVENANCE.txt")
 shutil.rmtree(out / "checkpoints", ignore_errors=True)
 EOF
 }
