@@ -473,3 +473,11 @@ def test_record_is_frozen():
     rec = Record("a", "ACGT")
     with pytest.raises(AttributeError):
         rec.seq = "GG"  # type: ignore[misc]
+
+
+def test_id_registry_finds_duplicates_across_flushes():
+    from genoml.io import IdRegistry
+
+    reg = IdRegistry(flush_at=3)
+    assert [reg.setdefault(f"id{i}", i + 1) for i in range(10)] == list(range(1, 11))
+    assert reg.setdefault("id0", 50) == 1 and reg.setdefault("id9", 51) == 10 and reg.setdefault("new", 52) == 52
