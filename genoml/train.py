@@ -331,7 +331,11 @@ class Trainer:
         self._rewrite_metrics(state.history)
         model.train()
         with _StopSignal().installed() as stop:
-            reason = self._loop(model, optimizer, scheduler, state, stop)
+            try:
+                reason = self._loop(model, optimizer, scheduler, state, stop)
+            finally:
+                if getattr(self, "_bar", None) is not None:
+                    self._bar.close()
         self._finish(model, optimizer, scheduler, state, reason)
         return TrainResult(history=state.history, best=state.best, steps=state.step, stopped_reason=reason)
 
@@ -345,9 +349,11 @@ class Trainer:
             self._eval(model, state)
         started = time.time() - state.elapsed_s
         window = {"loss": 0.0, "steps": 0, "tokens": 0, "t0": time.time()}
+        bar = self._bar = self._progress_bar(state.step)
         while state.step < cfg.max_steps:
             loss, tokens = self._train_step(model, optimizer, scheduler, state.step)
             state.step += 1
+            bar.update(1)
             state.elapsed_s = time.time() - started
             window["loss"] += loss
             window["steps"] += 1
@@ -369,6 +375,17 @@ class Trainer:
                 log.info("time budget of %.0f s reached at step %d", cfg.time_budget_s, state.step)
                 return "time_budget"
         return "max_steps"
+
+    def _progress_bar(self, start: int):
+        """A tqdm bar on stderr (main process, a terminal, not --quiet); a no-op bar otherwise."""
+        import sys
+
+        from tqdm import tqdm
+
+        from genoml.log import progress_enabled
+
+        return tqdm(total=self.cfg.max_steps, initial=start, unit="step", file=sys.stderr, leave=False,
+                    disable=not (self.is_main and progress_enabled()))
 
     def _train_step(self, model, optimizer, scheduler, step: int) -> tuple[torch.Tensor, int]:
         """One optimizer step over grad_accum micro-batches. Returns (mean loss, tokens seen by this rank)."""
