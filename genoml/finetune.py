@@ -320,18 +320,6 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 # ---------------------------------------------------------------- orchestration
 
 
-def prepare_out(cfg: FinetuneConfig) -> Path:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.force or cfg.resume):
-        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite or --resume to continue")
-    if out.is_dir() and cfg.force and not cfg.resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
     cfg.validate()
@@ -339,7 +327,9 @@ def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits, alphabet = load_splits(cfg)  # read before touching --out: bad input leaves nothing behind
-    out = prepare_out(cfg)
+    from genoml.runs import prepare_run_dir
+
+    out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume)
     partial = out / ".incomplete"
     partial.write_text("finetune in progress\n")
     try:

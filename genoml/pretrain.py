@@ -526,20 +526,6 @@ def tokens_for_window(tokenizer, window: int) -> int:
 # ---------------------------------------------------------------- the run
 
 
-def _prepare_out(cfg: PretrainConfig) -> Path:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.force or cfg.resume):
-        raise InputError(
-            f"--out {out}: folder is not empty; pass --force to overwrite or --resume to continue"
-        )
-    if out.is_dir() and cfg.force and not cfg.resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Pretrain (or continue pretraining) a masked LM; returns the output folder.
 
@@ -550,6 +536,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     from accelerate import PartialState
 
     from genoml.models import max_positions
+    from genoml.runs import prepare_run_dir
     from genoml.train import TrainConfig, Trainer, force_cpu
 
     cfg.validate()
@@ -574,7 +561,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out)
     with state.main_process_first():
         if state.is_main_process:
-            out = _prepare_out(cfg)
+            out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume)
             _clear_debug(out)
         data_path, index = build_corpus_cache(files, alphabet, out / "cache")
     corpus = Corpus(data_path, index, window=cfg.window, eval_fraction=cfg.eval_fraction)

@@ -35,6 +35,21 @@ def versions() -> dict[str, str]:
     }
 
 
+def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Create the output directory of a run: refuse a non-empty one unless --force (wipe) or --resume (keep)."""
+    import shutil
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (force or resume):
+        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite or --resume to continue")
+    if out.is_dir() and force and not resume:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / META
     if not path.is_file():
