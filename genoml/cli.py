@@ -278,12 +278,16 @@ def bench(
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (finetune's per-strategy default if unset).")] = None,
+    adapt_steps: Annotated[int, typer.Option(help="Pretrained models: masked-LM steps on the training split first.")] = 0,
 ) -> None:
     """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
     from genoml.bench import BenchConfig, run_bench
 
     options = {"rc_augment": rc_augment, "rc_average": rc_average}
     options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
+    if adapt_steps < 0:
+        raise InputError(f"--adapt-steps: must be 0 or more, got {adapt_steps}")
+    options["adapt_steps"] = adapt_steps
     cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
                       seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs, force=force, reuse=reuse,
                       threads=threads, options={k: v for k, v in options.items() if v})

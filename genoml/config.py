@@ -86,12 +86,19 @@ class FinetuneConfig:
             return 0
         return int(n) if n else 2
 
-    def default_lr(self) -> float:
+    def default_lr(self, hidden_size: int | None = None) -> float:
+        """--lr, else a default per strategy. For `partial`/`full` the default is 1e-4 / 2e-4 at hidden size
+        768 (BERT-base) and grows as 768 / hidden (muP-style width scaling, capped at 1e-3), so that
+        small encoders such as genoml's embedded models (hidden 128-256) are not trained at a BERT-base lr."""
         if self.lr is not None:
             return self.lr
         if self.model in ("cnn", "rnn"):
             return 2e-3
-        return {"probe": 2e-3, "partial": 2e-4, "lora": 1e-3, "full": 1e-4}[self.strategy_name()]
+        name = self.strategy_name()
+        base = {"probe": 2e-3, "partial": 2e-4, "lora": 1e-3, "full": 1e-4}[name]
+        if name in ("partial", "full") and hidden_size:
+            base = min(1e-3, base * max(1.0, 768 / hidden_size))
+        return base
 
     def validate(self) -> None:
         """Refuse bad flag values with a message naming the flag."""

@@ -302,8 +302,11 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         metrics[headline] = value if value is not None and not (isinstance(value, float) and math.isnan(value)) else -1.0
         return metrics
 
+    hidden = getattr(getattr(model.encoder, "config", None), "hidden_size", None) if model.arch == "hf" else None
+    lr = cfg.default_lr(hidden)
+    log.info("lr %.2g (%s)", lr, "--lr" if cfg.lr is not None else f"default for {cfg.strategy}")
     tcfg = TrainConfig(
-        max_steps=cfg.epochs * steps_per_epoch, lr=cfg.default_lr(), weight_decay=cfg.weight_decay,
+        max_steps=cfg.epochs * steps_per_epoch, lr=lr, weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio, grad_accum=cfg.grad_accum, clip_norm=cfg.clip_norm, seed=cfg.seed,
         eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch, log_every=max(1, steps_per_epoch // 4),
         patience=cfg.patience if "valid" in job.splits else None,

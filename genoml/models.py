@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genoml.errors import GenomlError, InputError, UnsafeModelError
@@ -58,31 +59,71 @@ class Head(nn.Module):
 
 
 class OneHotCNN(nn.Module):
-    """DeepBind / Genomic-Benchmarks style CNN over one-hot input.
+    """A Basset/Basenji-style CNN over one-hot input: a wide convolution, max-pool, then residual
+    dilated convolutions (receptive field 255 bp with the defaults); max- and mean-pooled over valid
+    positions, plus mean features over `bins` relative-position bins (position-aware for aligned inputs).
 
-    forward(x (B, L, A), mask (B, L)) -> hidden (B, L', F) and a mask for L'; pooled outside.
+    forward(x (B, L, A), mask (B, L)) -> features (B, 2F).
+
+    Padding never reaches a valid position: every layer's output is multiplied by the mask (so padded
+    positions hold the zeros a 'same' convolution pads with), and the pool runs on non-negative ReLU
+    outputs with ceil mode, so a record's features do not depend on its batch mates (eval mode).
     """
 
-    def __init__(self, channels: int, filters: int = 128, kernel: int = 11, layers: int = 3, dropout: float = 0.2):
+    def __init__(
+        self,
+        channels: int,
+        filters: int = 128,
+        kernel: int = 15,
+        layers: int = 4,
+        pool: int = 4,
+        dropout: float = 0.2,
+        bins: int = 8,
+        bin_channels: int = 32,
+    ):
         super().__init__()
-        convs, c_in = [], channels
-        for i in range(layers):
-            convs += [
-                nn.Conv1d(c_in, filters, kernel if i == 0 else 5, padding="same"),
+        self.pool, self.bins = pool, bins
+        self.stem = nn.Sequential(nn.Conv1d(channels, filters, kernel, padding="same"), nn.BatchNorm1d(filters), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(filters, filters, 5, padding="same", dilation=2**i),
                 nn.BatchNorm1d(filters),
                 nn.ReLU(),
                 nn.Dropout(dropout),
-            ]
-            c_in = filters
-        self.net = nn.Sequential(*convs)
+            )
+            for i in range(layers)
+        )
         self.hidden_size = 2 * filters  # max and mean pooled features
+        if bins:
+            self.bin_proj = nn.Conv1d(filters, bin_channels, 1)
+            self.hidden_size += bins * bin_channels  # plus mean features per relative-position bin
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.net((x * mask.unsqueeze(-1)).transpose(1, 2))  # (B, F, L)
-        m = mask.unsqueeze(1).to(h.dtype)  # (B, 1, L)
+        m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, L)
+        h = self.stem(x.transpose(1, 2) * m) * m  # (B, F, L), >= 0
+        if self.pool > 1:
+            h = F.max_pool1d(h, self.pool, ceil_mode=True)  # (B, F, ceil(L / pool))
+            m = m[:, :, :: self.pool]
+        for block in self.blocks:
+            h = (h + block(h)) * m  # residual; padded positions back to 0
         h_max = h.masked_fill(m == 0, -1e4).amax(-1)  # (B, F)
         h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        return torch.cat([h_max, h_mean], -1)  # (B, 2F)
+        feats = [h_max, h_mean]  # (B, F) each
+        if self.bins:
+            feats.append(self._binned(self.bin_proj(h), m))
+        return torch.cat(feats, -1)  # (B, hidden_size)
+
+    def _binned(self, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """Mean of h (B, C, L) over `bins` equal stretches of each record's valid length -> (B, bins * C).
+
+        Bins are relative to the record's own length, so aligned inputs (promoters around a TSS, peaks
+        centred on a summit) give position-aware features whatever the padding."""
+        valid = m.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+        pos = torch.arange(h.shape[-1], device=h.device, dtype=h.dtype).view(1, 1, -1)  # (1, 1, L)
+        which = (pos * self.bins / valid).floor().clamp(max=self.bins - 1).long()  # (B, 1, L)
+        assign = F.one_hot(which.squeeze(1), self.bins).to(h.dtype) * m.transpose(1, 2)  # (B, L, bins)
+        pooled = torch.bmm(h * m, assign) / assign.sum(1, keepdim=True).clamp(min=1.0)  # (B, C, bins)
+        return pooled.flatten(1)
 
 
 class OneHotRNN(nn.Module):

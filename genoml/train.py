@@ -66,6 +66,7 @@ class TrainConfig:
     schedule: str = "linear"  # linear | cosine | constant (after warmup)
     mixed_precision: str | None = None  # None = bf16 on CUDA, "no" on CPU
     find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
+    fit_schedule_to_budget: bool = True  # with a time budget, decay the lr to 0 when the budget is spent
 
     def validate(self) -> None:
         checks = [
@@ -133,8 +134,13 @@ class _Schedule:
     """Linear warmup to the peak lr, then linear or cosine decay to 0 (or constant). Picklable, pure."""
 
     def __init__(self, max_steps: int, warmup_ratio: float, kind: str):
-        self.total, self.kind = max_steps, kind
+        self.total, self.kind, self.ratio = max_steps, kind, warmup_ratio
         self.warmup = int(round(max_steps * warmup_ratio))
+
+    def shorten(self, total: int) -> None:
+        """Plan `total` steps instead (a time budget): the warmup keeps its share of the new total."""
+        self.total = total
+        self.warmup = min(self.warmup, int(round(total * self.ratio)))
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
@@ -367,6 +373,12 @@ class Trainer:
                 self._save_checkpoint(model, optimizer, scheduler, state)
             if early:
                 return "early_stop"
+            if state.step % min(cfg.log_every, 20) == 0:
+                self._fit_schedule(scheduler, state)
+            planned = scheduler.lr_lambdas[0].total
+            if cfg.time_budget_s and cfg.fit_schedule_to_budget and state.step >= planned < cfg.max_steps:
+                log.info("time budget: the lr schedule planned for it ended at step %d", state.step)
+                return "time_budget"
             over_budget = cfg.time_budget_s is not None and state.elapsed_s >= cfg.time_budget_s
             interrupted, out_of_time = self._any_rank(stop.requested, over_budget)
             if interrupted:
@@ -375,6 +387,25 @@ class Trainer:
                 log.info("time budget of %.0f s reached at step %d", cfg.time_budget_s, state.step)
                 return "time_budget"
         return "max_steps"
+
+    def _fit_schedule(self, scheduler, state: _State) -> None:
+        """With a time budget, shorten the schedule to the steps the remaining time allows at the rate so
+        far, so the lr decays to 0 when the budget ends instead of being cut off mid-schedule.
+
+        The planned total is part of the scheduler's state (saved in checkpoints) and is the same on
+        every rank (mean over ranks of each rank's estimate).
+        """
+        cfg = self.cfg
+        if not (cfg.fit_schedule_to_budget and cfg.time_budget_s) or cfg.schedule == "constant":
+            return
+        if state.elapsed_s <= 0:
+            return
+        rate = state.step / state.elapsed_s  # steps/s, evaluations included
+        planned = state.step + rate * max(0.0, cfg.time_budget_s - state.elapsed_s)
+        if self.accelerator.num_processes > 1:
+            t = torch.tensor([planned], device=self.accelerator.device)
+            planned = float(self.accelerator.reduce(t, reduction="mean").item())
+        scheduler.lr_lambdas[0].shorten(int(min(cfg.max_steps, max(state.step + 1, planned))))
 
     def _progress_bar(self, start: int):
         """A tqdm bar on stderr (main process, a terminal, not --quiet); a no-op bar otherwise."""

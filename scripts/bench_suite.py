@@ -207,6 +207,8 @@ def part_gue(args, data: Path) -> dict | None:
         )
         if extra:
             res["transformers"] = extra
+        # re-read before writing: another suite process may have finished other tasks meanwhile
+        tasks = {**(load_part(Path(args.out), "gue") or {}).get("tasks", {}), task: res}
         write_json(Path(args.out) / "gue" / "result.json", stamp({"tasks": tasks}, this_command()))
     return {"tasks": tasks}
 

@@ -137,3 +137,13 @@ def test_noise_marks_separate_clear_and_tied_models():
     assert by["perfect"]["best"] and not by["chance"]["within_noise"]
     assert by["chance"]["vs_best"]["ci_high"] < -0.5
     assert compare("binary", y, perfect, perfect)["delta"] == 0.0
+
+
+def test_bench_cli_adapt_steps(motif_csvs, tmp_path, capsys):
+    train, valid, test = motif_csvs
+    common = ["-q", "bench", train, "--valid", valid, "--test", test, "--models", "kmer-linear", "--seeds", "1"]
+    assert main([*common, "--out", str(tmp_path / "bad"), "--adapt-steps", "-1"]) == 2
+    assert "--adapt-steps" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*common, "--out", str(tmp_path / "b"), "--adapt-steps", "3"]) == 0
+    run = json.loads((tmp_path / "b" / "00-kmer-linear" / "seed0" / "genoml.json").read_text())
+    assert run["config"]["adapt_steps"] == 3

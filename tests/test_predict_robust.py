@@ -131,16 +131,7 @@ def same_rows(a: list[dict], b: list[dict]) -> bool:
     [
         "bert",
         "kmer-linear",
-        pytest.param(
-            "cnn",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "OneHotCNN masks only its input: padding leaks into valid positions from the second conv layer "
-                    "on, so a record's probabilities depend on the lengths of its batch mates (about 5e-4 here)"
-                ),
-            ),
-        ),
+        "cnn",
     ],
 )
 def test_chunk_and_batch_size_do_not_change_rows(model, runs, tmp_path, capsys):

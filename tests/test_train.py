@@ -212,3 +212,33 @@ def test_save_tensors_round_trip(tmp_path):
     save_tensors({"a": a, "b": a, "c": a[1]}, tmp_path / "t.safetensors")
     back = load_tensors(tmp_path / "t.safetensors")
     assert torch.equal(back["a"], a) and torch.equal(back["b"], a) and torch.equal(back["c"], a[1])
+
+
+def test_schedule_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
+    """A fake clock runs one step per second: with a 10 s budget and max_steps 1000, the lr schedule is
+    shortened so that it decays to 0 when the budget is spent, and training stops there."""
+    import genoml.train as train_mod
+
+    clock = {"t": 1000.0}
+
+    class FakeTime:
+        @staticmethod
+        def time():
+            return clock["t"]
+
+    def ticking_batch(step, rank=0, world=1):
+        clock["t"] += 0.5  # grad_accum=2 micro-batches per step -> 1 s per step
+        return get_batch(step, rank, world)
+
+    monkeypatch.setattr(train_mod, "time", FakeTime)
+    _, res = fit(tmp_path, "run", batch_fn=ticking_batch, max_steps=1000, time_budget_s=10.0, eval_every=100,
+                 checkpoint_every=100, log_every=1, warmup_ratio=0.1)
+    lrs = [h["lr"] for h in res.history if h["event"] == "train"]
+    assert res.stopped_reason == "time_budget" and 9 <= res.steps <= 11
+    assert lrs[-1] < 0.15 * max(lrs)  # decayed, not cut off at the peak
+    assert max(lrs) == pytest.approx(3e-2, rel=0.35)  # the warmup shrank with the plan (100 steps -> ~1)
+
+
+def test_schedule_keeps_max_steps_without_a_budget(tmp_path):
+    _, res = fit(tmp_path, "run", max_steps=12, log_every=1)
+    assert res.stopped_reason == "max_steps" and res.steps == 12
