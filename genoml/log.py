@@ -21,6 +21,13 @@ def setup_logging(verbosity: int = 0) -> None:
     root.propagate = False
     for noisy in ("transformers", "accelerate", "peft", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not progress_enabled():  # transformers' own bars (loading/writing weights) follow genoml's rule
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
 
 
 def progress_enabled() -> bool:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 DEBUG_SAMPLES_ENV = "GENOML_DEBUG_SAMPLES"  # set to 1: each rank logs the rows it drew to out/debug/
 MAX_N_FRACTION = 0.5  # DNA windows with more N are redrawn (gaps in assemblies)
+BPE_SAMPLE_LETTERS = 5_000_000  # letters of training windows a BPE vocabulary is learned from
 
 
 @dataclass
@@ -93,6 +94,10 @@ class PretrainConfig:
             raise InputError(f"--alphabet: got {self.alphabet!r}; allowed: auto, dna, protein")
         if self.time_budget_min is not None and self.time_budget_min <= 0:
             raise InputError(f"--time-budget: got {self.time_budget_min}; give minutes > 0")
+        from genoml.tokenizers import bpe_vocab_size
+
+        if bpe_vocab_size(self.tokenizer) and self.model:
+            raise InputError(f"--tokenizer {self.tokenizer}: continued pretraining (--model) keeps the model's tokenizer")
         if not self.inputs:
             raise InputError(
                 "pretrain: no input FASTA files given; pass one or more FASTA files (gz or plain)"
@@ -479,8 +484,9 @@ def _resolve_model_folder(spec: str) -> Path:
         ) from None
 
 
-def load_model_and_tokenizer(cfg: PretrainConfig):
-    """(tokenizer, masked LM, alphabet): a new preset model, or a HF masked LM for continued pretraining."""
+def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
+    """(tokenizer, masked LM, alphabet): a new preset model, or a HF masked LM for continued pretraining.
+    `corpus_tokenizer`: a tokenizer learned from the corpus (--tokenizer bpe:V), used as is."""
     from genoml.presets import build_mlm_model
     from genoml.tokenizers import build_tokenizer, load_tokenizer
 
@@ -500,7 +506,9 @@ def load_model_and_tokenizer(cfg: PretrainConfig):
             ) from None
         return tokenizer, mlm, tokenizer.alphabet
     alphabet = cfg.alphabet
-    if cfg.tokenizer:
+    if corpus_tokenizer is not None:
+        tokenizer = corpus_tokenizer
+    elif cfg.tokenizer:
         tokenizer = build_tokenizer(cfg.tokenizer)
         if alphabet not in ("auto", tokenizer.alphabet):
             raise InputError(
@@ -519,8 +527,34 @@ def load_model_and_tokenizer(cfg: PretrainConfig):
 
 
 def tokens_for_window(tokenizer, window: int) -> int:
-    """Tokens (specials included) of a full window of `window` bases/residues."""
+    """Tokens (specials included) of a full window of `window` bases/residues. For a raw-text HF
+    tokenizer (BPE) the bound: one token per letter."""
+    if getattr(tokenizer, "mode", None) == "raw":
+        return window + tokenizer.n_prefix + tokenizer.n_suffix
     return len(tokenizer.encode("A" * window).ids)
+
+
+def corpus_bpe(corpus: Corpus, vocab_size: int, out: Path, cfg: PretrainConfig, is_main: bool, state):
+    """--tokenizer bpe:V: rank 0 learns the vocabulary from seeded training windows (never the held-out
+    part) and saves it under out/bpe-tokenizer; every rank then loads that folder (so all agree, and
+    --resume reuses it)."""
+    from genoml.tokenizers import load_tokenizer, train_bpe
+
+    folder = out / "bpe-tokenizer"
+    if is_main and not (folder / "tokenizer.json").is_file():
+        n = max(64, min(20_000, BPE_SAMPLE_LETTERS // max(cfg.window, 1)))
+        rng = np.random.default_rng([cfg.seed, 7])
+        seqs = [corpus.sample(rng).seq for _ in range(n)]
+        t0 = time.time()
+        tok = train_bpe(seqs, vocab_size, corpus.alphabet)
+        tmp = out / "bpe-tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok.save_pretrained(tmp)
+        tmp.rename(folder)
+        log.info("BPE vocabulary of %d tokens learned from %d training windows in %.1f s", len(tok), n,
+                 time.time() - t0)
+    state.wait_for_everyone()
+    return load_tokenizer(folder)
 
 
 # ---------------------------------------------------------------- the run
@@ -535,8 +569,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     """
     from accelerate import PartialState
 
-    from genoml.models import max_positions
     from genoml.runs import prepare_run_dir
+    from genoml.tokenizers import bpe_vocab_size
     from genoml.train import TrainConfig, Trainer, force_cpu
 
     cfg.validate()
@@ -545,14 +579,12 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     files = _input_files(cfg.inputs)
     state = PartialState(cpu=force_cpu())
     torch.manual_seed(cfg.seed)
-    tokenizer, mlm, alphabet = load_model_and_tokenizer(cfg)
-    max_tokens = tokens_for_window(tokenizer, cfg.window)
-    limit = max_positions(mlm)
-    if max_tokens > limit:
-        raise InputError(
-            f"--window {cfg.window}: needs {max_tokens} tokens but the model takes at most {limit}; "
-            f"use --window {tokenizer.max_bases(limit)} or less"
-        )
+    bpe = bpe_vocab_size(cfg.tokenizer)
+    if bpe:  # the vocabulary is learned from the corpus, after the cache is built
+        alphabet = cfg.alphabet if cfg.alphabet != "auto" else _detect_alphabet(files[0])
+    else:
+        tokenizer, mlm, alphabet = load_model_and_tokenizer(cfg)
+        _check_window(cfg, tokenizer, mlm)
     if cfg.batch_size // cfg.grad_accum < state.num_processes:
         raise InputError(
             f"--batch-size {cfg.batch_size} / --grad-accum {cfg.grad_accum} gives fewer sequences per micro-batch "
@@ -565,6 +597,12 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             _clear_debug(out)
         data_path, index = build_corpus_cache(files, alphabet, out / "cache")
     corpus = Corpus(data_path, index, window=cfg.window, eval_fraction=cfg.eval_fraction)
+    if bpe:
+        torch.manual_seed(cfg.seed)
+        tokenizer = corpus_bpe(corpus, bpe, out, cfg, state.is_main_process, state)
+        tokenizer, mlm, _ = load_model_and_tokenizer(cfg, corpus_tokenizer=tokenizer)
+        _check_window(cfg, tokenizer, mlm)
+    max_tokens = tokens_for_window(tokenizer, cfg.window)
     debug = out / "debug" if os.environ.get(DEBUG_SAMPLES_ENV) else None
     batcher = MaskedBatcher(corpus, tokenizer, max_tokens, cfg, debug)
     heldout = batcher.heldout_batches(cfg.eval_windows)
@@ -609,6 +647,17 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         )
     state.wait_for_everyone()
     return out
+
+
+def _check_window(cfg: PretrainConfig, tokenizer, mlm) -> None:
+    from genoml.models import max_positions
+
+    max_tokens, limit = tokens_for_window(tokenizer, cfg.window), max_positions(mlm)
+    if max_tokens > limit:
+        raise InputError(
+            f"--window {cfg.window}: needs {max_tokens} tokens but the model takes at most {limit}; "
+            f"use --window {tokenizer.max_bases(limit)} or less"
+        )
 
 
 def _clear_debug(out: Path) -> None:
@@ -658,7 +707,7 @@ def _save_outputs(
     last_eval = next((r for r in reversed(result.history) if r["event"] == "eval"), {})
     meta = {
         "kind": "pretrained",
-        "tokenizer": tokenizer.spec,
+        "tokenizer": cfg.tokenizer if tokenizer.spec == "hf" and cfg.tokenizer else tokenizer.spec,
         "alphabet": corpus.alphabet,
         "max_tokens": max_tokens,
         "window": cfg.window,

@@ -429,7 +429,8 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-SPEC_HELP = "kmer:K (K=3..6), nt-kmer:K (K=2..6), char, esm, protbert"
+SPEC_HELP = "kmer:K (K=3..6), nt-kmer:K (K=2..6), char, esm, protbert; bpe:V (pretrain only)"
+BPE_VOCAB_RANGE = range(32, 65537)
 
 
 def build_tokenizer(spec: str) -> SequenceTokenizer:
@@ -444,9 +445,62 @@ def build_tokenizer(spec: str) -> SequenceTokenizer:
         raise InputError(
             f"tokenizer {spec!r}: k must be an integer in {sizes.start}..{sizes.stop - 1}; e.g. {name}:6"
         )
+    if name == "bpe":
+        raise InputError(
+            f"tokenizer {spec!r}: a BPE vocabulary is learned from a corpus; use `genoml pretrain --tokenizer {spec}` "
+            "(the model folder it writes then carries the tokenizer)"
+        )
     if name == "hf":
         raise InputError("tokenizer 'hf' wraps a model's own tokenizer; load it with load_tokenizer(folder)")
     raise InputError(f"unknown tokenizer {spec!r}; allowed: {SPEC_HELP}")
+
+
+def bpe_vocab_size(spec: str | None) -> int | None:
+    """V of ``bpe:V`` (checked), None for any other spec."""
+    name, _, arg = str(spec or "").strip().lower().partition(":")
+    if name != "bpe":
+        return None
+    if not arg.isdigit() or int(arg) not in BPE_VOCAB_RANGE:
+        raise InputError(
+            f"tokenizer {spec!r}: V must be an integer in {BPE_VOCAB_RANGE.start}..{BPE_VOCAB_RANGE.stop - 1}; "
+            "e.g. bpe:4096"
+        )
+    return int(arg)
+
+
+def train_bpe(seqs: Iterable[str], vocab_size: int, alphabet: str) -> HFTokenizer:
+    """A byte-pair-encoding vocabulary learned from ``seqs`` (as DNABERT-2 does) with the `tokenizers` library.
+
+    Each sequence is one word (no pre-tokenizer), so merges follow the sequence itself; BERT specials
+    ([PAD] [UNK] [CLS] [SEP] [MASK], ids 0-4) and one token per letter are always in the vocabulary.
+    Returns an ``HFTokenizer`` around a ``PreTrainedTokenizerFast``: ``save_pretrained`` writes
+    ``tokenizer.json`` that plain ``AutoTokenizer`` loads with the same ids.
+    """
+    from tokenizers import Tokenizer, models, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    letters = list("ACGTN") if alphabet == "dna" else list("ACDEFGHIKLMNPQRSTVWYXBZUO")
+    model = Tokenizer(models.BPE(unk_token="[UNK]"))
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=BERT_SPECIALS, initial_alphabet=letters, show_progress=False
+    )
+    model.train_from_iterator((_upper(s) for s in seqs), trainer=trainer)
+    cls, sep = model.token_to_id("[CLS]"), model.token_to_id("[SEP]")
+    model.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=model,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=1_000_000,
+    )
+    tok = HFTokenizer(hf, source=f"bpe:{vocab_size}")
+    tok.alphabet = alphabet
+    return tok
 
 
 def _known_vocab_sizes() -> dict[int, list[str]]:

@@ -263,3 +263,38 @@ def test_torchrun_two_ranks_disjoint_rows_same_data_as_one_process(tmp_path, dna
     )
     meta = json.loads((ddp / "genoml.json").read_text())
     assert meta["processes"] == 2 and meta["steps"] == 4
+
+
+def test_bpe_tokenizer_learned_from_the_corpus_then_finetune(tmp_path, dna_fasta):
+    """--tokenizer bpe:V learns merges of the periodic genome, trains, and the folder fine-tunes and reloads."""
+    from transformers import AutoTokenizer
+
+    from genoml.cli import main
+
+    out = run_pretrain(config(dna_fasta, tmp_path / "bpe", tokenizer="bpe:40", max_steps=4))
+    tok = load_tokenizer(out)
+    assert len(tok) == 40 and tok.alphabet == "dna"
+    merged = [t for t in tok.vocab if t and t[0] != "[" and len(t) > 1]
+    assert merged and all(set(t) <= set("ACGTN") for t in merged)
+    assert any(m in "ACGTTGC" * 3 for m in merged if len(m) >= 3)  # merges follow the repeated motif
+    enc = tok.encode("ACGTTGCACGTTGC")
+    assert AutoTokenizer.from_pretrained(out)("ACGTTGCACGTTGC").input_ids == enc.ids
+    content = [o for o, sp in zip(enc.offsets, enc.special_mask) if not sp]
+    assert content[0][0] == 0 and content[-1][1] == 14 and all(a[1] == b[0] for a, b in zip(content, content[1:]))
+    meta = json.loads((out / "genoml.json").read_text())
+    assert meta["tokenizer"] == "bpe:40"
+    rows = "sequence,label\n" + "".join(f"{'ACGTTGC' * 4 if i % 2 else 'GGCCAAT' * 4},{i % 2}\n" for i in range(40))
+    (tmp_path / "train.csv").write_text(rows)
+    ft = tmp_path / "ft"
+    assert main(["-q", "finetune", str(tmp_path / "train.csv"), "--model", str(out), "--out", str(ft), "--epochs",
+                 "1", "--no-baselines", "--no-attention"]) == 0
+    assert json.loads((ft / "genoml.json").read_text())["source_model"] == str(out)
+
+
+def test_bpe_spec_errors():
+    with pytest.raises(InputError, match="pretrain --tokenizer bpe:300"):
+        build_tokenizer("bpe:300")  # learned by pretrain, not built from a spec
+    with pytest.raises(InputError, match="32..65536"):
+        PretrainConfig(inputs=["x.fa"], tokenizer="bpe:3").validate()
+    with pytest.raises(InputError, match="--model"):
+        PretrainConfig(inputs=["x.fa"], tokenizer="bpe:100", model="some/folder").validate()
