@@ -926,7 +926,44 @@ def write_markdown(out: Path, dest: Path) -> None:
                 "not run in this suite invocation (dataset absent, part not selected, or out of time; see the log).",
                 "",
             ]
+    body += render_rss_1m(out / "rss-1m")
     dest.write_text("\n".join(body) + "\n")
+
+
+def render_rss_1m(folder: Path) -> list[str]:
+    """Predict peak RSS at up to 1M records, from `scripts/measure_predict_rss.py --out runs/bench/rss-1m`
+    (rss.json; before.json, when present, is an earlier measurement kept for comparison)."""
+    if not (folder / "rss.json").is_file():
+        return []
+    now = json.loads((folder / "rss.json").read_text())
+    before = json.loads((folder / "before.json").read_text()) if (folder / "before.json").is_file() else None
+    old = {r["records"]: r for r in before["rows"]} if before else {}
+    lines = [
+        "## Predict memory at up to 1,000,000 records (issue 8, load)",
+        "",
+        f"Measured {now['date']} with `{now['command']}` (model `{now['run_dir']}`, random "
+        f"{now['rows'][0]['length']}-bp records, each size in a fresh process under `/usr/bin/time -v`, 1 thread).",
+        "",
+        "| records | peak RSS | wall s |" + (f" peak RSS at {before['date']} |" if before else ""),
+        "|---|---|---|" + ("---|" if before else ""),
+    ]
+    for r in now["rows"]:
+        cells = [f"{r['records']:,}", f"{r['peak_rss_mib']:.0f} MiB", f"{r['seconds']:.0f}"]
+        if before:
+            prev = old.get(r["records"])
+            cells.append(f"{prev['peak_rss_mib']:.0f} MiB" if prev else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    rows = now["rows"]
+    if len(rows) > 1:
+        lines += ["", f"Growth from {rows[0]['records']:,} to {rows[-1]['records']:,} records: "
+                  f"**{rows[-1]['peak_rss_mib'] - rows[0]['peak_rss_mib']:.0f} MiB**."]
+    if before:
+        lines += [
+            "The earlier column predates the id-registry fix: the readers kept every seen id (to flag duplicates)",
+            "in a dict of strings; they now keep 64-bit hashes and first line numbers in sorted numpy arrays",
+            "(`genoml.io.IdRegistry`, 16 bytes per id).",
+        ]
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------- main

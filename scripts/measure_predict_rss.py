@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Peak RSS of `genoml predict` on generated short DNA records at growing input sizes (issue 8, load).
 
-    python scripts/measure_predict_rss.py RUN_DIR --sizes 10000,1000000 --length 50 --out runs/rss
+    python scripts/measure_predict_rss.py RUN_DIR --sizes 10000,1000000 --length 50 --out runs/bench/rss-1m
 
 Each size runs in a fresh process under /usr/bin/time -v; prints and writes JSON (records, peak RSS, seconds).
 """
@@ -25,7 +25,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,1000000")
     ap.add_argument("--length", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=Path("runs/rss"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/rss-1m"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
