@@ -21,13 +21,14 @@ def setup_logging(verbosity: int = 0) -> None:
     root.propagate = False
     for noisy in ("transformers", "accelerate", "peft", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    if not progress_enabled():  # transformers' own bars (loading/writing weights) follow genoml's rule
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
+    try:  # transformers configures its own logger on import (possibly after this): set it through its API
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    # its load reports (e.g. an MLM head unused by AutoModel) are warnings: shown with -v only
+    hf_logging.set_verbosity(logging.WARNING if verbosity > 0 else logging.ERROR)
+    if not progress_enabled():  # its progress bars (loading/writing weights) follow genoml's rule
+        hf_logging.disable_progress_bar()
 
 
 def progress_enabled() -> bool:
