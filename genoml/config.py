@@ -16,7 +16,8 @@ from genoml.errors import InputError
 
 STRATEGIES = ("probe", "partial", "lora", "full")
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
-BASELINE_MODELS = ("cnn", "rnn", "kmer-linear")
+BASELINE_NETS = ("cnn", "cnn-shallow", "rnn")  # from-scratch torch baselines over one-hot input
+BASELINE_MODELS = (*BASELINE_NETS, "kmer-linear")
 
 
 @dataclass
@@ -92,7 +93,7 @@ class FinetuneConfig:
         small encoders such as genoml's embedded models (hidden 128-256) are not trained at a BERT-base lr."""
         if self.lr is not None:
             return self.lr
-        if self.model in ("cnn", "rnn"):
+        if self.model in BASELINE_NETS:
             return 2e-3
         name = self.strategy_name()
         base = {"probe": 2e-3, "partial": 2e-4, "lora": 1e-3, "full": 1e-4}[name]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genoml.config import FinetuneConfig, write_json
+from genoml.config import BASELINE_NETS, FinetuneConfig, write_json
 from genoml.data import (
     LabelSpace,
     bucketed_batches,
@@ -124,7 +124,7 @@ def build_model(cfg: FinetuneConfig, alphabet: str, labels: LabelSpace):
 
     name = cfg.model or default_model(alphabet)
     common = dict(labels=labels.names, task=labels.task)
-    if name in ("cnn", "rnn"):
+    if name in BASELINE_NETS:
         tok = build_tokenizer("char" if alphabet == "dna" else "esm")
         model = build_baseline(name, tok, labels.n_out, head=cfg.head, **common)
         return model, tok, cfg.max_tokens or 1024, name
@@ -362,7 +362,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                         seed=cfg.seed).fit(splits["train"].seqs, y)
         predictor = Predictor(None, job.labels, kmer=km)
     else:
-        if cfg.adapt_steps > 0 and cfg.model not in ("cnn", "rnn"):
+        if cfg.adapt_steps > 0 and cfg.model not in BASELINE_NETS:
             from genoml.adapt import adapt_model
 
             cfg.model = adapt_model(cfg.model or default_model(alphabet), splits["train"].seqs, out,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genoml.config import BASELINE_NETS  # noqa: F401  (re-exported: from-scratch torch baselines)
 from genoml.errors import GenomlError, InputError, UnsafeModelError
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,37 @@ class OneHotCNN(nn.Module):
         return pooled.flatten(1)
 
 
+class ShallowCNN(nn.Module):
+    """DeepBind-style CNN: `layers` 'same' convolutions (kernel, then 5) at full resolution, max- and
+    mean-pooled over valid positions; fewer parameters and no downsampling (small training sets).
+
+    forward(x (B, L, A), mask (B, L)) -> features (B, 2F). Every layer's output is masked, so padding
+    never reaches a valid position.
+    """
+
+    def __init__(self, channels: int, filters: int = 128, kernel: int = 11, layers: int = 3, dropout: float = 0.2):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(channels if i == 0 else filters, filters, kernel if i == 0 else 5, padding="same"),
+                nn.BatchNorm1d(filters),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
+            for i in range(layers)
+        )
+        self.hidden_size = 2 * filters
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, L)
+        h = x.transpose(1, 2) * m  # (B, A, L)
+        for conv in self.convs:
+            h = conv(h) * m  # (B, F, L)
+        h_max = h.masked_fill(m == 0, -1e4).amax(-1)  # (B, F)
+        h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        return torch.cat([h_max, h_mean], -1)  # (B, 2F)
+
+
 class OneHotRNN(nn.Module):
     """Bidirectional GRU over one-hot input: forward(x (B, L, A), mask (B, L)) -> (B, 2 * hidden)."""
 
@@ -165,7 +197,7 @@ def one_hot_embedding(vocab: list[str], alphabet: str) -> nn.Embedding:
 class SequenceModel(nn.Module):
     """encoder + pooling + head. forward(input_ids (B, L), attention_mask (B, L)) -> logits (B, C).
 
-    `arch` is "hf" (a transformers encoder), "cnn" or "rnn". The head is named `classifier`
+    `arch` is "hf" (a transformers encoder) or a baseline net ("cnn", "cnn-shallow", "rnn"). The head is named `classifier`
     so PEFT keeps it trainable.
     """
 
@@ -230,7 +262,6 @@ class SequenceModel(nn.Module):
         return tuple(out.attentions)
 
 
-BASELINE_NETS = ("cnn", "rnn")  # from-scratch torch baselines (kmer-linear is scikit-learn)
 
 
 def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="linear") -> SequenceModel:
@@ -239,7 +270,7 @@ def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="line
         raise InputError(f"--model {name}: not a baseline network; use one of {', '.join(BASELINE_NETS)}")
     emb = one_hot_embedding(tokenizer.vocab, tokenizer.alphabet)
     channels = emb.weight.shape[1]
-    body = OneHotCNN(channels) if name == "cnn" else OneHotRNN(channels)
+    body = {"cnn": OneHotCNN, "cnn-shallow": ShallowCNN, "rnn": OneHotRNN}[name](channels)
     return SequenceModel(name, body, n_out, tokenizer=tokenizer, labels=labels, task=task, head=head, embedding=emb)
 
 

@@ -34,7 +34,7 @@ _COLUMNS = {  # metrics shown per split after the headline, by task
     "multilabel": ("f1_micro", "f1_macro", "auroc", "auprc", "subset_accuracy", "hamming_loss", "n"),
     "regression": ("pearson", "r2", "mse", "mae", "n"),
 }
-_BASELINE_ARCHS = ("cnn", "rnn", "kmer-linear", "kmer_linear", "majority")
+_BASELINE_ARCHS = ("cnn", "cnn-shallow", "rnn", "kmer-linear", "kmer_linear", "majority")
 
 
 # ----------------------------------------------------------------------------- plots

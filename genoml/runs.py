@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from genoml import __version__
+from genoml.config import BASELINE_NETS
 from genoml.data import LabelSpace
 from genoml.errors import InputError
 from genoml.inference import Predictor
@@ -68,7 +69,7 @@ def save_model(model, folder: Path, meta: dict[str, Any]) -> None:
         model.encoder.save_pretrained(folder, safe_serialization=True)
         head = {k: v.detach().contiguous().cpu() for k, v in model.classifier.state_dict().items()}
         save_file(head, str(folder / "head.safetensors"))
-    elif meta["arch"] in ("cnn", "rnn"):
+    elif meta["arch"] in BASELINE_NETS:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))
     if model is not None and getattr(model, "tokenizer", None) is not None:

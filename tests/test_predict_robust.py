@@ -47,7 +47,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("genoml.report._plots_section", lambda *a, **k: "## Plots\n\n(skipped in this test)")
         bert = tiny_bert_folder(d / "bert_base")
-        for name, model in (("cnn", "cnn"), ("kmer-linear", "kmer-linear"), ("bert", str(bert))):
+        for name, model in (("cnn", "cnn"), ("cnn-shallow", "cnn-shallow"), ("kmer-linear", "kmer-linear"), ("bert", str(bert))):
             out[name] = d / name
             assert (
                 main(
@@ -132,6 +132,7 @@ def same_rows(a: list[dict], b: list[dict]) -> bool:
         "bert",
         "kmer-linear",
         "cnn",
+        "cnn-shallow",
     ],
 )
 def test_chunk_and_batch_size_do_not_change_rows(model, runs, tmp_path, capsys):
