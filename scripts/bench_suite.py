@@ -133,17 +133,22 @@ def bench(name: str, args, train, valid, test, models, *, seeds, budget, epochs,
     )
     result = run_bench(cfg)
     result.pop("table", None)
-    opts = " ".join(
-        f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
-        for k, v in (options or {}).items()
-        if v not in (False, None)
-    )
+    def flags(keys) -> str:
+        return " ".join(
+            f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
+            for k, v in (options or {}).items()
+            if v not in (False, None) and k in keys
+        )
+
+    cli = {"rc_augment", "rc_average", "batch_size", "lr", "adapt_steps"}  # `genoml bench` flags
+    own, other = flags(cli), flags(set(options or {}) - cli)
     result["command"] = (
         f"genoml bench {train}"
         + (f" --valid {valid} --test {test}" if valid and test else "")
         + f" --models {','.join(models)} "
         f"--seeds {seeds} --time-budget {budget} --epochs {epochs} --out {cfg.out}"
-        + (f"  (finetune options: {opts})" if opts else "")
+        + (f" {own}" if own else "")
+        + (f"  (library-only finetune options: {other})" if other else "")
     )
     return result
 
