@@ -106,6 +106,13 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
     else:
         model = build_baseline(meta["arch"], tokenizer, labels.n_out, labels=labels.names, task=labels.task,
                                head=meta.get("head", "linear"))
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        try:
+            model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        except RuntimeError as e:  # e.g. a `cnn` run saved by genoml before its architecture changed
+            raise InputError(
+                f"{folder}: its {meta['arch']} weights do not fit this genoml's {meta['arch']} architecture (saved "
+                f"by genoml {meta.get('versions', {}).get('genoml', '?')}); re-run finetune with this version "
+                f"({str(e).splitlines()[0][:120]})"
+            ) from None
     model.to(dev).eval()
     return Predictor(model, tokenizer=tokenizer, **common), meta

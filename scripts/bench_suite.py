@@ -846,10 +846,9 @@ def render_splice(res: dict) -> list[str]:
 def render_peptide(res: dict) -> list[str]:
     if "tasks" in res:
         return [line for t in res["tasks"].values() for line in render_peptide(t)]
-    rows = {short(r["name"]): r for r in res["rows"]}
-    pre = next((r for n, r in rows.items() if "genoml-protein-small" in n and n.endswith(":full")
-                and not n.startswith("random-init/")), None)
-    rnd = next((r for n, r in rows.items() if n.startswith("random-init/") and n.endswith(":full")), None)
+    full = [(short(r["name"]), r) for r in res["rows"] if r.get("strategy") == "full"]
+    pre = next((r for n, r in full if "genoml-protein-small" in n and not n.startswith("random-init/")), None)
+    rnd = next((r for n, r in full if n.startswith("random-init/")), None)
     transfer = []
     if pre and rnd and pre["mean"] is not None and rnd["mean"] is not None:
         d = 100 * (pre["mean"] - rnd["mean"])

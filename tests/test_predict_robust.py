@@ -249,3 +249,19 @@ def test_predict_on_random_text_exits_0_or_2_and_loses_nothing(runs, text):
         rows = read_rows(target.read_text())
         assert [r["id"] for r in rows] == expected_ids(text)
         assert sorted(os.listdir(d)) == ["out.tsv", "x.fa"]
+
+
+def test_cnn_weights_of_another_architecture_exit_2(runs, tmp_path, capsys):
+    """A `cnn` run saved by a genoml whose cnn differed (other layer names/shapes) is refused clearly."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    old = tmp_path / "old-cnn"
+    shutil.copytree(runs["cnn"], old)
+    save_file({"encoder.net.0.weight": torch.zeros(128, 4, 11)}, str(old / "model.safetensors"))
+    path = tmp_path / "x.fa"
+    path.write_text(">a\nACGT\n")
+    assert main(["-q", "predict", "--model", str(old), str(path)]) == 2
+    assert "weights do not fit" in capsys.readouterr().err
