@@ -59,6 +59,13 @@ class Head(nn.Module):
 # ---------------------------------------------------------------- baselines
 
 
+def masked_max_mean(h: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max and mean of h (B, F, L) over the valid positions of m (B, 1, L) -> two (B, F)."""
+    h_max = h.masked_fill(m == 0, -1e4).amax(-1)
+    h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+    return h_max, h_mean
+
+
 class OneHotCNN(nn.Module):
     """A Basset/Basenji-style CNN over one-hot input: a wide convolution, max-pool, then residual
     dilated convolutions (receptive field 255 bp with the defaults); max- and mean-pooled over valid
@@ -107,9 +114,7 @@ class OneHotCNN(nn.Module):
             m = m[:, :, :: self.pool]
         for block in self.blocks:
             h = (h + block(h)) * m  # residual; padded positions back to 0
-        h_max = h.masked_fill(m == 0, -1e4).amax(-1)  # (B, F)
-        h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        feats = [h_max, h_mean]  # (B, F) each
+        feats = [*masked_max_mean(h, m)]  # (B, F) each
         if self.bins:
             feats.append(self._binned(self.bin_proj(h), m))
         return torch.cat(feats, -1)  # (B, hidden_size)
@@ -153,9 +158,7 @@ class ShallowCNN(nn.Module):
         h = x.transpose(1, 2) * m  # (B, A, L)
         for conv in self.convs:
             h = conv(h) * m  # (B, F, L)
-        h_max = h.masked_fill(m == 0, -1e4).amax(-1)  # (B, F)
-        h_mean = (h * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        return torch.cat([h_max, h_mean], -1)  # (B, 2F)
+        return torch.cat(masked_max_mean(h, m), -1)  # (B, 2F)
 
 
 class OneHotRNN(nn.Module):

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
+from genoml.config import BASELINE_NETS
 from genoml.metrics import confusion, predict_classes, regression_metrics
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _COLUMNS = {  # metrics shown per split after the headline, by task
     "multilabel": ("f1_micro", "f1_macro", "auroc", "auprc", "subset_accuracy", "hamming_loss", "n"),
     "regression": ("pearson", "r2", "mse", "mae", "n"),
 }
-_BASELINE_ARCHS = ("cnn", "cnn-shallow", "rnn", "kmer-linear", "kmer_linear", "majority")
+_BASELINE_ARCHS = (*BASELINE_NETS, "kmer-linear", "kmer_linear", "majority")
 
 
 # ----------------------------------------------------------------------------- plots
