@@ -534,14 +534,14 @@ def tokens_for_window(tokenizer, window: int) -> int:
     return len(tokenizer.encode("A" * window).ids)
 
 
-def corpus_bpe(corpus: Corpus, vocab_size: int, out: Path, cfg: PretrainConfig, is_main: bool, state):
+def corpus_bpe(corpus: Corpus, vocab_size: int, out: Path, cfg: PretrainConfig, state):
     """--tokenizer bpe:V: rank 0 learns the vocabulary from seeded training windows (never the held-out
     part) and saves it under out/bpe-tokenizer; every rank then loads that folder (so all agree, and
     --resume reuses it)."""
     from genoml.tokenizers import load_tokenizer, train_bpe
 
     folder = out / "bpe-tokenizer"
-    if is_main and not (folder / "tokenizer.json").is_file():
+    if state.is_main_process and not (folder / "tokenizer.json").is_file():
         n = max(64, min(20_000, BPE_SAMPLE_LETTERS // max(cfg.window, 1)))
         rng = np.random.default_rng([cfg.seed, 7])
         seqs = [corpus.sample(rng).seq for _ in range(n)]
@@ -598,8 +598,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         data_path, index = build_corpus_cache(files, alphabet, out / "cache")
     corpus = Corpus(data_path, index, window=cfg.window, eval_fraction=cfg.eval_fraction)
     if bpe:
-        torch.manual_seed(cfg.seed)
-        tokenizer = corpus_bpe(corpus, bpe, out, cfg, state.is_main_process, state)
+        torch.manual_seed(cfg.seed)  # model init as in the non-BPE path
+        tokenizer = corpus_bpe(corpus, bpe, out, cfg, state)
         tokenizer, mlm, _ = load_model_and_tokenizer(cfg, corpus_tokenizer=tokenizer)
         _check_window(cfg, tokenizer, mlm)
     max_tokens = tokens_for_window(tokenizer, cfg.window)
