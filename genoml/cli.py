@@ -214,13 +214,14 @@ def evaluate(
     out: Annotated[str, typer.Option("--out", help="Folder for metrics.json and report.md.")] = ...,
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an earlier genoml evaluate --out.")] = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force)
     print(out)
 
 
@@ -240,7 +241,7 @@ def embed(
 
 @app.command()
 def attention(
-    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-'.")],
+    input: Annotated[str | None, typer.Argument(help="FASTA/CSV/TSV file or '-' (not with --bed).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
     out: Annotated[str, typer.Option("--out", help="Output folder (npz, PNG, TSV, bedGraph).")] = ...,
     ids: Annotated[str | None, typer.Option(help="Comma-separated record ids to explain (default: first 10).")] = None,
@@ -252,12 +253,18 @@ def attention(
     limit: Annotated[int, typer.Option(help="Explain at most this many records when --ids is not given.")] = 10,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
 
+    if input is None and not bed:
+        raise InputError("attention: give an input file (or '-' for stdin), or --bed with --genome")
+    if input is not None and bed:
+        raise InputError(f"attention: give either the input {input} or --bed {bed}, not both")
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
-                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit)
+                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
+                  force=force)
     print(out)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,18 +329,24 @@ def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits, alphabet = load_splits(cfg)  # read before touching --out: bad input leaves nothing behind
+    from genoml.outputs import discard_outputs, record_outputs
     from genoml.runs import prepare_run_dir
 
-    out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume)
+    d = cfg.data
+    inputs = [d.train, d.valid, d.test, d.labels, d.bed, d.genome, cfg.model, *(p for _, p in d.classes)]
+    out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume, inputs=inputs)
     partial = out / ".incomplete"
     partial.write_text("finetune in progress\n")
     try:
         result = _finetune(cfg, out, splits, alphabet, command)
     except BaseException:
         if not cfg.resume and not any((out / "checkpoints").glob("*")):
-            shutil.rmtree(out, ignore_errors=True)
+            discard_outputs(out)
+        else:
+            record_outputs(out)
         raise
     partial.unlink(missing_ok=True)
+    record_outputs(out)
     return result
 
 

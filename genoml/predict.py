@@ -148,9 +148,11 @@ def run_predict(cfg: PredictConfig) -> dict:
 
     from genoml.io import InputSpec, atomic_output, read_records
     from genoml.log import progress_enabled
+    from genoml.outputs import check_output_file
     from genoml.runs import load_predictor
 
     check_config(cfg)
+    check_output_file(cfg.output, flag="-o", inputs=[cfg.input, cfg.bed, cfg.genome, cfg.labels, cfg.model])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)

@@ -36,19 +36,12 @@ def versions() -> dict[str, str]:
     }
 
 
-def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create the output directory of a run: refuse a non-empty one unless --force (wipe) or --resume (keep)."""
-    import shutil
+def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False, inputs=()) -> Path:
+    """Create the output directory of a run: refuse a non-empty one unless --force (replace genoml's own
+    outputs, see genoml.outputs) or --resume (keep)."""
+    from genoml.outputs import prepare_output_dir
 
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (force or resume):
-        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite or --resume to continue")
-    if out.is_dir() and force and not resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return prepare_output_dir(path, flag="--out", inputs=inputs, force=force, resume=resume, kind="run")
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
