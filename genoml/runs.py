@@ -75,12 +75,27 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
     """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only)."""
     from safetensors.torch import load_file
 
+    from genoml.checks import check_safetensors
     from genoml.kmer_linear import KmerLinear
     from genoml.models import SequenceModel, build_baseline, load_hf_encoder
     from genoml.tokenizers import load_tokenizer
 
     folder = Path(folder)
     meta = read_meta(folder)
+    if "labels" not in meta or meta.get("kind") == "pretrained":
+        raise InputError(
+            f"--model {folder}: a pretrained model (genoml pretrain), not a fine-tuned run: it has no labels to "
+            f"predict. Fine-tune it first (genoml finetune DATA --model {folder} --out RUN) and use RUN; "
+            "for embeddings use genoml embed"
+        )
+    for needed in ("head.safetensors",) if meta.get("arch") == "hf" else ():
+        if not (folder / needed).is_file():
+            raise InputError(f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); "
+                             "re-run genoml finetune")
+    if meta.get("arch") in BASELINE_NETS and not (folder / "model.safetensors").is_file():
+        raise InputError(f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
+                         "re-run genoml finetune")
+    check_safetensors(folder)
     labels = LabelSpace(**meta["labels"])
     dev = torch.device(device)
     common = dict(
