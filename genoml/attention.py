@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
-from pathlib import Path
 
 from genoml.errors import InputError
 
@@ -26,7 +25,7 @@ def _index(value: str, flag: str) -> int | str:
 
 
 def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all", methods=("attention",),
-                  limit: int = 10) -> dict:
+                  limit: int = 10, force: bool = False) -> dict:
     from genoml.interpret import explain
     from genoml.io import read_records
     from genoml.runs import load_predictor
@@ -38,7 +37,10 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
     if predictor.model is None:
         raise InputError(f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model")
     if predictor.model.arch != "hf" and {"attention", "rollout"} & set(methods):
-        raise InputError(f"--method: the '{predictor.model.arch}' baseline has no attention; use grad-input")
+        kept = [m for m in methods if m not in ("attention", "rollout")] or ["grad-input"]
+        log.warning("--method: the '%s' baseline has no attention maps; skipping attention/rollout, using %s",
+                    predictor.model.arch, ", ".join(kept))
+        methods = kept
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
     records = read_records(spec)
@@ -50,7 +52,17 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
             raise InputError(f"--ids: not found in {spec.path or spec.bed}: {', '.join(sorted(missing)[:5])}")
     else:
         records = list(islice(records, limit))
-    summary = explain(predictor.model, records, Path(out), methods=tuple(methods), layer=_index(layer, "--layer"),
-                      head=_index(head, "--head"), max_tokens=predictor.max_tokens, stride=predictor.stride)
+    from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
+
+    layer_i, head_i = _index(layer, "--layer"), _index(head, "--head")
+    folder = prepare_output_dir(out, flag="--out", inputs=[spec.path, spec.bed, spec.genome, model], force=force,
+                                kind="attention")
+    try:
+        summary = explain(predictor.model, records, folder, methods=tuple(methods), layer=layer_i, head=head_i,
+                          max_tokens=predictor.max_tokens, stride=predictor.stride)
+    except BaseException:
+        discard_outputs(folder)
+        raise
+    record_outputs(folder)
     log.info("explained %d records into %s", len(records), out)
     return summary

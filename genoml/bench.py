@@ -75,8 +75,23 @@ class BenchConfig:
             raise InputError(
                 f"bench options {bad}: not finetune settings; allowed: {', '.join(sorted(known))}"
             )
-        for spec in self.models:
-            parse_model_spec(spec)
+        bad_names = [spec for spec in self.models if not known_model_name(parse_model_spec(spec)[0])]
+        if bad_names:  # all names are checked before any training
+            raise InputError(
+                f"--models {','.join(bad_names)}: not a model genoml knows; use {', '.join(BASELINE_MODELS)}, "
+                "random:<preset>, a model folder or a hub id (owner/name)"
+            )
+
+
+def known_model_name(name: str) -> bool:
+    """A baseline, random:<preset>, an existing folder or something shaped like a hub id (owner/name)."""
+    if name in BASELINE_MODELS or name == "auto" or Path(name).expanduser().is_dir():
+        return True
+    if name.startswith("random:"):
+        from genoml.presets import PRESETS
+
+        return name.split(":")[1] in PRESETS
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) is not None
 
 
 # ---------------------------------------------------------------- model specs and runs
@@ -411,22 +426,36 @@ def bar_chart(rows: list[dict], headline: str, path: Path, title: str) -> None:
 
 
 def prepare_bench_out(cfg: BenchConfig) -> Path:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.force or cfg.reuse):
-        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite it")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    from genoml.outputs import prepare_output_dir
+
+    inputs = [cfg.train, cfg.valid, cfg.test, *(parse_model_spec(m)[0] for m in cfg.models)]
+    return prepare_output_dir(cfg.out, flag="--out", inputs=inputs, force=cfg.force and not cfg.reuse,
+                              resume=cfg.reuse, kind="bench")
 
 
 def run_bench(cfg: BenchConfig) -> dict:
     """Run every model x seed, then write bench.json / bench.md / bench.png. Returns the bench.json dict
     plus "table" (the Markdown table) and "out"."""
-    from genoml.metrics import headline_metric
+
+    from genoml.outputs import discard_outputs, record_outputs
 
     cfg.validate()
     out = prepare_bench_out(cfg)
+    try:
+        result = _run_bench(cfg, out)
+    except BaseException:
+        if cfg.reuse or any(out.glob("*/seed*/genoml.json")):
+            record_outputs(out)  # finished runs stay for --reuse
+        else:
+            discard_outputs(out)
+        raise
+    record_outputs(out)
+    return result
+
+
+def _run_bench(cfg: BenchConfig, out: Path) -> dict:
+    from genoml.metrics import headline_metric
+
     data = fixed_split(cfg, out)
     t0 = time.time()
     runs = {

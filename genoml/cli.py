@@ -95,6 +95,13 @@ def finetune(
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
     rna: Annotated[bool, typer.Option(help="Map U to T (RNA input).")] = False,
+    split_by: Annotated[
+        str, typer.Option(help="random | region (BED: overlapping/nearby intervals together) | chrom (whole "
+                               "chromosomes held out) | similarity (k-mer MinHash clusters together).")
+    ] = "random",
+    positive_class: Annotated[
+        str | None, typer.Option(help="Binary: the positive label (default: 1/true/yes/pos*, else the minority).")
+    ] = None,
     valid_fraction: Annotated[float, typer.Option(help="Validation share when no --valid.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Test share when no --test.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
@@ -115,7 +122,8 @@ def finetune(
     cfg = FinetuneConfig(
         data=DataConfig(train=train, labels=labels, classes=_classes(class_), bed=bed, genome=genome,
                         label_column=label_column, valid=valid, test=test, alphabet=alphabet, rna=rna,
-                        valid_fraction=valid_fraction, test_fraction=test_fraction),
+                        valid_fraction=valid_fraction, test_fraction=test_fraction, split_by=split_by),
+        positive_class=positive_class,
         out=out, force=force, resume=resume, model=model, revision=revision, trust_remote_code=trust_remote_code,
         strategy=strategy, pooling=pooling, head=head, task=task, class_weights=class_weights, epochs=epochs,
         batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
@@ -162,7 +170,11 @@ def pretrain(
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
 ) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
+    from genoml.checks import check_threads, check_time_budget
     from genoml.pretrain import PretrainConfig, run_pretrain
+
+    check_threads(threads)
+    check_time_budget(time_budget)
 
     cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, tokenizer=tokenizer, alphabet=alphabet,
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
@@ -200,7 +212,10 @@ def predict(
     rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
+    from genoml.checks import check_threads
     from genoml.predict import PredictConfig, run_predict
+
+    check_threads(threads)
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
                               device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
@@ -214,13 +229,14 @@ def evaluate(
     out: Annotated[str, typer.Option("--out", help="Folder for metrics.json and report.md.")] = ...,
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an earlier genoml evaluate --out.")] = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force)
     print(out)
 
 
@@ -240,7 +256,7 @@ def embed(
 
 @app.command()
 def attention(
-    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-'.")],
+    input: Annotated[str | None, typer.Argument(help="FASTA/CSV/TSV file or '-' (not with --bed).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
     out: Annotated[str, typer.Option("--out", help="Output folder (npz, PNG, TSV, bedGraph).")] = ...,
     ids: Annotated[str | None, typer.Option(help="Comma-separated record ids to explain (default: first 10).")] = None,
@@ -252,12 +268,18 @@ def attention(
     limit: Annotated[int, typer.Option(help="Explain at most this many records when --ids is not given.")] = 10,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
 
+    if input is None and not bed:
+        raise InputError("attention: give an input file (or '-' for stdin), or --bed with --genome")
+    if input is not None and bed:
+        raise InputError(f"attention: give either the input {input} or --bed {bed}, not both")
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
-                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit)
+                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
+                  force=force)
     print(out)
 
 
@@ -282,6 +304,10 @@ def bench(
 ) -> None:
     """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
     from genoml.bench import BenchConfig, run_bench
+    from genoml.checks import check_threads, check_time_budget
+
+    check_threads(threads)
+    check_time_budget(time_budget)
 
     options = {"rc_augment": rc_augment, "rc_average": rc_average}
     options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
@@ -305,6 +331,21 @@ _USAGE = tuple({click.ClickException, getattr(typer, "TyperException", click.Cli
 _ARGV: list[str] = []  # the arguments main() was given (recorded as a run's command, also when called in-process)
 
 
+def _os_message(e: OSError) -> str:
+    import errno
+
+    name = f"{e.filename}: " if e.filename else ""
+    hint = {
+        errno.EACCES: "permission denied; choose a folder you can write to (or fix its permissions)",
+        errno.EPERM: "operation not permitted; choose another folder",
+        errno.EROFS: "read-only file system; write the output elsewhere",
+        errno.ENOSPC: "no space left on the device; free space or write elsewhere",
+        errno.EISDIR: "is a directory; give a file name",
+        errno.ENOENT: "no such file or directory",
+    }.get(e.errno, e.strerror or str(e))
+    return f"{name}{hint}"
+
+
 def _quiet_broken_pipe() -> int:
     """The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do."""
     import os
@@ -316,8 +357,30 @@ def _quiet_broken_pipe() -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (temporary files, checkpoints) runs."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (callable from tests)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
     setup_logging(0)
     command = typer.main.get_command(app)
     _ARGV[:] = argv if argv is not None else sys.argv[1:]
@@ -333,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     except _USAGE as e:  # unknown option, missing option, bad value: exit code 2 with click's message
         e.show(file=sys.stderr)
         return 2
+    except Terminated:
+        log.error("terminated (SIGTERM); partial outputs removed")
+        return 143
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
@@ -346,6 +412,18 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e.__context__, BrokenPipeError):
             return _quiet_broken_pipe()
         raise
+    except OSError as e:  # a file that cannot be read or written (permission, read-only, disk full)
+        log.error("error: %s", _os_message(e))
+        return 2
+    except Exception as e:  # noqa: BLE001 - never a traceback: one line, the traceback with -v
+        if type(e).__name__ == "SafetensorError" or "safetensors" in type(e).__module__:
+            log.error("error: a weights file is corrupt or not safetensors (%s); re-create or re-download it",
+                      str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            return 2
+        log.debug("traceback", exc_info=True)
+        log.error("internal error: %s: %s (please report it; -v shows the traceback)", type(e).__name__,
+                  str(e).splitlines()[0][:300] if str(e) else "")
+        return 1
     if rv == 130:
         log.error("interrupted")
     return rv if isinstance(rv, int) else 0

@@ -36,6 +36,7 @@ class DataConfig:
     rna: bool = False
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
+    split_by: str = "random"  # random | region | chrom | similarity (genoml.splits)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class FinetuneConfig:
     time_budget_min: float | None = None
     threads: int | None = None
     threshold: float = 0.5
+    positive_class: str | None = None  # binary: the label scored as positive (None: genoml.report.positive_class)
     baselines: bool = True
     attention: bool = True
     adapt_steps: int = 0

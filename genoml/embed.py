@@ -7,6 +7,7 @@ sequences are windowed like in finetune and window embeddings averaged.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +64,21 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
         raise InputError(f"--pooling {pooling}: use mean or cls")
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
+    from genoml.outputs import check_output_file, umask_mode
+
+    check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet
     records = list(read_records(spec))
     emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
                           pooling=pooling)
-    tmp = Path(output + ".tmp.npz")
-    np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)
-    tmp.replace(output)
+    tmp = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)
+        os.chmod(tmp, umask_mode())
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
     log.info("wrote %d embeddings of size %d to %s", *emb.shape, output)
     return {"n": emb.shape[0], "dim": emb.shape[1]}

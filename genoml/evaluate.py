@@ -6,7 +6,6 @@ Uses the same inference (`Predictor`), metrics (`compute_metrics`) and report co
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from genoml.config import write_json
 from genoml.errors import InputError
@@ -14,7 +13,8 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu") -> dict:
+def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu",
+                 force: bool = False) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
     from genoml.data import LabelSpace
     from genoml.io import read_records
@@ -40,12 +40,19 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
     scores = predictor.scores([r.seq for r in records])
     thr = threshold if threshold is not None else meta.get("threshold", 0.5)
     metrics = {"eval": compute_metrics(labels.task, y, scores, labels.names, thr)}
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "metrics.json", metrics)
-    preds = {"eval": {"y_true": y, "probs": scores, "labels": labels.names, "task": labels.task}}
-    settings = {"model": model, "input": where, "threshold": thr, "task": labels.task}
-    write_report(out_dir, metrics=metrics, history=[], settings=settings, predictions=preds, baselines=None)
+    from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
+
+    out_dir = prepare_output_dir(out, flag="--out", inputs=[spec.path, spec.labels, model], force=force,
+                                 kind="evaluate")
+    try:
+        write_json(out_dir / "metrics.json", metrics)
+        preds = {"eval": {"y_true": y, "probs": scores, "labels": labels.names, "task": labels.task}}
+        settings = {"model": model, "input": where, "threshold": thr, "task": labels.task}
+        write_report(out_dir, metrics=metrics, history=[], settings=settings, predictions=preds, baselines=None)
+    except BaseException:
+        discard_outputs(out_dir)
+        raise
+    record_outputs(out_dir)
     log.info("evaluated %d records: %s", len(records),
              ", ".join(f"{k}={v:.4f}" for k, v in metrics["eval"].items() if isinstance(v, float))[:300])
     return metrics

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from genoml.data import (
     bucketed_batches,
     collate,
     make_windows,
-    stratified_split,
     token_budget_batches,
 )
 from genoml.errors import GenomlError, InputError
@@ -45,6 +43,7 @@ class Split:
     labels: list[str]
     source: str | None = None
     file: str | None = None  # the file the records were read from (its sha256 goes into genoml.json)
+    intervals: list | None = None  # BED input: (chrom, start, end, strand) per record
 
 
 def sha256(path: str | None) -> str | None:
@@ -79,27 +78,46 @@ def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
     from genoml.io import detect_alphabet
 
     d = cfg.data
+    from genoml.checks import check_labels
+
     train, src = _read(cfg, d.train, True)
+    check_labels(train, cfg.task, src)
+    if cfg.model == "kmer-linear" and (cfg.task == "multilabel" or (cfg.task == "auto" and any(
+            r.label and ";" in r.label for r in train))):
+        raise InputError("--model kmer-linear: does not do multilabel tasks (labels with ';'); use --model cnn, rnn "
+                         "or a transformer")
     alphabet = d.alphabet if d.alphabet != "auto" else detect_alphabet(r.seq for r in train[:200])
     splits = {"train": Split("train", [r.id for r in train], [r.seq for r in train], [r.label for r in train], src,
-                            d.train or d.bed)}
+                            d.train or d.bed, [r.interval for r in train])}
     for name, path in (("valid", d.valid), ("test", d.test)):
         if path:
             recs, _ = _read(cfg, path, False, alphabet)  # the train alphabet: a protein test set for a DNA run is an error
+            check_labels(recs, cfg.task, path)
             splits[name] = Split(name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path, path)
     missing = [n for n in ("valid", "test") if n not in splits]
     if missing:
+        from genoml.splits import groups_for, split_indices
+
         full = splits["train"]
         fr = (d.valid_fraction if "valid" in missing else 0.0, d.test_fraction if "test" in missing else 0.0)
-        tr, va, te = stratified_split(full.labels, fr, cfg.seed)
+        split_by = getattr(d, "split_by", "random")
+        groups = groups_for(split_by, full.seqs, full.intervals or [], alphabet == "dna", gap=split_gap(cfg))
+        tr, va, te = split_indices(full.labels, fr, cfg.seed, groups=groups, where=str(full.source))
         parts = {"train": tr, "valid": va, "test": te}
+        how = f"split by {split_by}, seed {cfg.seed}" if split_by != "random" else f"split, seed {cfg.seed}"
         for name in ["train", *missing]:
             idx = parts[name]
             if len(idx):
                 splits[name] = Split(name, [full.ids[i] for i in idx], [full.seqs[i] for i in idx],
-                                     [full.labels[i] for i in idx], f"{full.source} (split, seed {cfg.seed})", full.file)
+                                     [full.labels[i] for i in idx], f"{full.source} ({how})", full.file,
+                                     [full.intervals[i] for i in idx] if full.intervals else None)
         log.info("split %s: %s", full.source, ", ".join(f"{n}={len(s.seqs)}" for n, s in splits.items()))
     return splits, alphabet
+
+
+def split_gap(cfg: FinetuneConfig) -> int:
+    """--split-by region: intervals closer than this many bases are grouped (the --window, else 0 = overlap)."""
+    return int(cfg.max_tokens or 0)
 
 
 # ---------------------------------------------------------------- model
@@ -325,30 +343,43 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 
 def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
+    from genoml.checks import check_finetune_flags
+
     cfg.validate()
+    check_finetune_flags(cfg)
+    if cfg.model and Path(cfg.model).is_dir():
+        from genoml.checks import check_safetensors
+
+        check_safetensors(cfg.model)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits, alphabet = load_splits(cfg)  # read before touching --out: bad input leaves nothing behind
+    from genoml.outputs import discard_outputs, record_outputs
     from genoml.runs import prepare_run_dir
 
-    out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume)
+    d = cfg.data
+    inputs = [d.train, d.valid, d.test, d.labels, d.bed, d.genome, cfg.model, *(p for _, p in d.classes)]
+    out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume, inputs=inputs)
     partial = out / ".incomplete"
     partial.write_text("finetune in progress\n")
     try:
         result = _finetune(cfg, out, splits, alphabet, command)
     except BaseException:
         if not cfg.resume and not any((out / "checkpoints").glob("*")):
-            shutil.rmtree(out, ignore_errors=True)
+            discard_outputs(out)
+        else:
+            record_outputs(out)
         raise
     partial.unlink(missing_ok=True)
+    record_outputs(out)
     return result
 
 
 def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet: str, command) -> dict:
     from genoml.kmer_linear import KmerLinear
-    from genoml.metrics import duplicate_overlap
     from genoml.runs import save_model
+    from genoml.splits import leakage
 
     job = Job(cfg, out, splits, alphabet)
     log.info("task %s with %d labels (%s); %s sequences", job.labels.task, len(job.labels.names),
@@ -369,6 +400,9 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                                     steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads)
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
+        from genoml.checks import check_model_fits
+
+        check_model_fits(cfg, model, tokenizer, max_tokens)
         from genoml.strategies import apply_strategy_, merge_lora_
 
         apply_strategy_(model, cfg.strategy_name(), cfg.partial_layers(), cfg.lora_rank)
@@ -382,8 +416,10 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     for name in ("valid", "test"):
         if name in splits:
             metrics[name], scores = job.evaluate_split(predictor, name)
-            metrics[name]["duplicates_with_train"] = duplicate_overlap(splits["train"].seqs, splits[name].seqs,
-                                                                        alphabet == "dna")
+            metrics[name]["duplicates_with_train"] = leakage(
+                splits["train"].seqs, splits[name].seqs, alphabet == "dna",
+                train_intervals=splits["train"].intervals or [], other_intervals=splits[name].intervals or [],
+                gap=split_gap(cfg))
             write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels)
             y_true = job.targets[name].numpy()
             if job.labels.task == "regression":

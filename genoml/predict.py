@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 
 import numpy as np
 
@@ -95,9 +95,23 @@ class RowWriter:
 
     def write(self, row: list) -> None:
         if self.fmt == "jsonl":
-            self.fh.write(json.dumps(dict(zip(self.cols, row))) + "\n")
+            regression = "value" in self.cols
+            self.fh.write(json.dumps({c: _json_value(c, v, regression) for c, v in zip(self.cols, row)}) + "\n")
         else:
             self.w.writerow(row)
+
+
+def _json_value(col: str, value, regression: bool = False):
+    """JSON lines: scores, values and counts as numbers (NA as null); ids, class labels and flags as text."""
+    if col.startswith("prob_") or col in ("value", "n_windows") or (col == "prediction" and regression):
+        if value in ("NA", "", None):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value
+        return int(number) if col == "n_windows" else number
+    return value
 
 
 def predict_rows(predictor, meta: dict, records: list, threshold: float) -> list[list]:
@@ -148,9 +162,11 @@ def run_predict(cfg: PredictConfig) -> dict:
 
     from genoml.io import InputSpec, atomic_output, read_records
     from genoml.log import progress_enabled
+    from genoml.outputs import check_output_file
     from genoml.runs import load_predictor
 
     check_config(cfg)
+    check_output_file(cfg.output, flag="-o", inputs=[cfg.input, cfg.bed, cfg.genome, cfg.labels, cfg.model])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)
@@ -160,10 +176,14 @@ def run_predict(cfg: PredictConfig) -> dict:
     t0, n = time.time(), 0
     from tqdm import tqdm
 
+    reader = chunks(read_records(spec), cfg.chunk_size)
+    first = next(reader, None)  # an empty or unreadable input fails here, before a header is written
+    if first is None:
+        raise InputError(f"{cfg.bed or cfg.input}: no records found; nothing to predict")
     bar = tqdm(unit=" seq", file=sys.stderr, disable=not progress_enabled())
     with atomic_output(cfg.output) as fh:
         writer = RowWriter(fh, columns(meta), cfg.format)
-        for chunk in chunks(read_records(spec), cfg.chunk_size):
+        for chunk in chain([first], reader):
             for row in predict_rows(predictor, meta, chunk, threshold):
                 writer.write(row)
             n += len(chunk)

@@ -571,7 +571,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
 
     from genoml.runs import prepare_run_dir
     from genoml.tokenizers import bpe_vocab_size
-    from genoml.train import TrainConfig, Trainer, force_cpu
+    from genoml.train import force_cpu
 
     cfg.validate()
     if cfg.threads:
@@ -593,8 +593,26 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out)
     with state.main_process_first():
         if state.is_main_process:
-            out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume)
+            out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume, inputs=[*files, cfg.model])
             _clear_debug(out)
+    try:
+        return _pretrain_in(cfg, out, state, files, bpe, alphabet, tokenizer if not bpe else None,
+                            mlm if not bpe else None)
+    except BaseException:
+        if state.is_main_process:
+            from genoml.outputs import discard_outputs, record_outputs
+
+            if cfg.resume or any((out / "checkpoints").glob("step-*[0-9]")):
+                record_outputs(out)  # an interrupted run keeps its checkpoint (and cache) for --resume
+            else:
+                discard_outputs(out)
+        raise
+
+
+def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, tokenizer, mlm) -> Path:
+    from genoml.train import TrainConfig, Trainer
+
+    with state.main_process_first():
         data_path, index = build_corpus_cache(files, alphabet, out / "cache")
     corpus = Corpus(data_path, index, window=cfg.window, eval_fraction=cfg.eval_fraction)
     if bpe:
@@ -645,6 +663,9 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             time.time() - t0,
             state.num_processes,
         )
+        from genoml.outputs import record_outputs
+
+        record_outputs(out)
     state.wait_for_everyone()
     return out
 

@@ -402,6 +402,9 @@ def _write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        from genoml.outputs import chmod_like_open
+
+        chmod_like_open(tmp)  # mkstemp makes 0600 files: give the mode open() would (umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

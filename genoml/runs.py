@@ -36,19 +36,12 @@ def versions() -> dict[str, str]:
     }
 
 
-def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create the output directory of a run: refuse a non-empty one unless --force (wipe) or --resume (keep)."""
-    import shutil
+def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False, inputs=()) -> Path:
+    """Create the output directory of a run: refuse a non-empty one unless --force (replace genoml's own
+    outputs, see genoml.outputs) or --resume (keep)."""
+    from genoml.outputs import prepare_output_dir
 
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (force or resume):
-        raise InputError(f"--out {out}: directory is not empty; pass --force to overwrite or --resume to continue")
-    if out.is_dir() and force and not resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return prepare_output_dir(path, flag="--out", inputs=inputs, force=force, resume=resume, kind="run")
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
@@ -82,12 +75,27 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
     """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only)."""
     from safetensors.torch import load_file
 
+    from genoml.checks import check_safetensors
     from genoml.kmer_linear import KmerLinear
     from genoml.models import SequenceModel, build_baseline, load_hf_encoder
     from genoml.tokenizers import load_tokenizer
 
     folder = Path(folder)
     meta = read_meta(folder)
+    if "labels" not in meta or meta.get("kind") == "pretrained":
+        raise InputError(
+            f"--model {folder}: a pretrained model (genoml pretrain), not a fine-tuned run: it has no labels to "
+            f"predict. Fine-tune it first (genoml finetune DATA --model {folder} --out RUN) and use RUN; "
+            "for embeddings use genoml embed"
+        )
+    for needed in ("head.safetensors",) if meta.get("arch") == "hf" else ():
+        if not (folder / needed).is_file():
+            raise InputError(f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); "
+                             "re-run genoml finetune")
+    if meta.get("arch") in BASELINE_NETS and not (folder / "model.safetensors").is_file():
+        raise InputError(f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
+                         "re-run genoml finetune")
+    check_safetensors(folder)
     labels = LabelSpace(**meta["labels"])
     dev = torch.device(device)
     common = dict(
