@@ -71,6 +71,7 @@ class FinetuneConfig:
     seed: int = 0
     time_budget_min: float | None = None
     threads: int | None = None
+    device: str = "auto"  # auto | cpu | cuda (training, validation and test inference)
     threshold: float = 0.5
     baselines: bool = True
     attention: bool = True
