@@ -100,6 +100,7 @@ def finetune(
     seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
     time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
     attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
     adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
@@ -121,7 +122,7 @@ def finetune(
         batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
         stride=stride, aggregate=aggregate, rc_augment=rc_augment, rc_average=rc_average, seed=seed,
         time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
-        adapt_steps=adapt_steps,
+        adapt_steps=adapt_steps, device=device,
     )
     result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
     print(result["out"])
@@ -158,6 +159,9 @@ def pretrain(
     time_budget: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")] = False,
+    prefetch: Annotated[int, typer.Option(help="Batches prepared ahead in a background thread (0: off).")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
 ) -> None:
@@ -168,7 +172,7 @@ def pretrain(
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
-                         resume=resume, force=force)
+                         resume=resume, force=force, device=device, compile=compile, prefetch=prefetch)
     path = run_pretrain(cfg)
     print(path)
 
@@ -190,7 +194,8 @@ def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
     format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 on GPU).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
     batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
     chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
@@ -203,7 +208,7 @@ def predict(
     from genoml.predict import PredictConfig, run_predict
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
-                              device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
+                              device=device, precision=precision, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
                               strict=strict, bed=bed, genome=genome, rna=rna))
 
 
@@ -214,13 +219,17 @@ def evaluate(
     out: Annotated[str, typer.Option("--out", help="Folder for metrics.json and report.md.")] = ...,
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
+    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, device=device, precision=precision,
+                 batch_tokens=batch_tokens)
     print(out)
 
 
@@ -231,11 +240,15 @@ def embed(
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
+    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
 
-    run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
+    run_embed(model, _spec(input), output, layer=layer, pooling=pooling, device=device, precision=precision,
+              batch_tokens=batch_tokens)
 
 
 @app.command()
@@ -252,12 +265,14 @@ def attention(
     limit: Annotated[int, typer.Option(help="Explain at most this many records when --ids is not given.")] = 10,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
 
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
-                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit)
+                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
+                  device=device)
     print(out)
 
 
@@ -274,6 +289,7 @@ def bench(
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,
@@ -290,7 +306,7 @@ def bench(
     options["adapt_steps"] = adapt_steps
     cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
                       seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs, force=force, reuse=reuse,
-                      threads=threads, options={k: v for k, v in options.items() if v})
+                      threads=threads, device=device, options={k: v for k, v in options.items() if v})
     result = run_bench(cfg)
     print(result.get("table", out) if isinstance(result, dict) else out)
 

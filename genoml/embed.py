@@ -32,43 +32,54 @@ def load_encoder_and_tokenizer(model: str):
     return encoder, load_tokenizer(model), max_positions(encoder)
 
 
-@torch.no_grad()
 def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
-                    batch_tokens: int = 16384) -> np.ndarray:
-    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last)."""
+                    batch_tokens: int = 16384, precision: str = "auto") -> np.ndarray:
+    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
+    encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
+    from genoml.device import autocast, model_device
     from genoml.models import pool
 
     encoder.eval()
+    device = model_device(encoder)
     win = make_windows(seqs, tokenizer, max_tokens)
     out = None
-    for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
-        ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)
-        hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        if not -len(hs) <= layer < len(hs):
-            raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
-        pooled = pool(hs[layer], mask, pooling).float()  # (B, H)
-        if out is None:
-            out = torch.zeros(len(win.ids), pooled.shape[1])
-        out[torch.as_tensor(idx)] = pooled
+    with torch.inference_mode():
+        for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
+            ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)  # (B, L) each
+            ids, mask = ids.to(device), mask.to(device)
+            with autocast(device, precision):
+                hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            if not -len(hs) <= layer < len(hs):
+                raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
+            pooled = pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
+            if out is None:
+                out = torch.zeros(len(win.ids), pooled.shape[1])
+            out[torch.as_tensor(idx)] = pooled
     if out is None:
         return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
     return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
 
 
-def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean") -> dict:
+def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
+              precision: str = "auto", batch_tokens: int = 16384) -> dict:
+    from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
+
+    dev = resolve_device(device)
+    precision = resolve_precision(precision)
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
     encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
+    encoder.to(dev)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet
     records = list(read_records(spec))
     emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
-                          pooling=pooling)
+                          pooling=pooling, batch_tokens=batch_tokens, precision=precision)
     tmp = Path(output + ".tmp.npz")
     np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)
     tmp.replace(output)

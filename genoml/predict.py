@@ -32,6 +32,7 @@ class PredictConfig:
     format: str = "tsv"  # tsv | csv | jsonl
     threshold: float | None = None  # None = the run's
     device: str = "auto"
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     batch_tokens: int = 16384
     chunk_size: int = 4096
     threads: int | None = None
@@ -49,16 +50,11 @@ def chunks(it: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def resolve_device(name: str):
-    import torch
+def resolve_device(name: str) -> str:
+    """--device auto|cpu|cuda -> "cpu" / "cuda[:N]" (InputError for cuda without a GPU); see genoml.device."""
+    from genoml.device import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"--device {name}: use auto, cpu or cuda")
-    return name
+    return str(resolve(name))
 
 
 def columns(meta: dict) -> list[str]:
@@ -153,7 +149,11 @@ def run_predict(cfg: PredictConfig) -> dict:
     check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    from genoml.device import resolve_precision
+
+    precision = resolve_precision(cfg.precision)
     predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)
+    predictor.precision = precision
     threshold = cfg.threshold if cfg.threshold is not None else meta.get("threshold", 0.5)
     spec = InputSpec(path=None if cfg.bed else cfg.input, bed=cfg.bed, genome=cfg.genome,
                      alphabet=cfg.alphabet or meta.get("alphabet", "auto"), rna=cfg.rna, lenient=not cfg.strict)

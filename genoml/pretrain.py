@@ -803,11 +803,10 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     """
     from accelerate import PartialState
 
+    from genoml.device import resolve_device
     from genoml.runs import prepare_run_dir
     from genoml.tokenizers import bpe_vocab_size
     from genoml.train import TrainConfig, Trainer, force_cpu
-
-    from genoml.device import resolve_device
 
     cfg.validate()
     device = resolve_device(cfg.device)
