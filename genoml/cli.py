@@ -195,8 +195,12 @@ def predict(
     format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")] = False,
@@ -220,8 +224,12 @@ def evaluate(
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
@@ -241,8 +249,12 @@ def embed(
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.")] = "auto",
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed

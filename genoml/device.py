@@ -24,7 +24,9 @@ import torch
 from genoml.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+CPU_BATCH_TOKENS = 4096  # padded tokens per inference batch on CPU (cache-sized; larger is slower there)
+CUDA_BATCH_TOKENS = 16384
 
 
 def resolve_device(name: str | torch.device | None = "auto", *, flag: str = "--device") -> torch.device:
@@ -48,8 +50,15 @@ def resolve_device(name: str | torch.device | None = "auto", *, flag: str = "--d
 def resolve_precision(name: str | None, *, flag: str = "--precision") -> str:
     name = (name or "auto").strip().lower()
     if name not in PRECISIONS:
-        raise InputError(f"{flag} {name}: use auto, fp32 or bf16")
+        raise InputError(f"{flag} {name}: use auto, fp32, bf16 or int8")
     return name
+
+
+def default_batch_tokens(device: torch.device, batch_tokens: int | None = None) -> int:
+    """--batch-tokens, or the device's default when not given (None/0)."""
+    if batch_tokens:
+        return int(batch_tokens)
+    return CUDA_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
 
 
 def model_device(model: torch.nn.Module | None) -> torch.device:
@@ -96,12 +105,34 @@ def cpu_bf16_supported() -> bool:
 
 
 def use_bf16(device: torch.device, precision: str = "auto") -> bool:
-    """bf16 autocast? auto: on CUDA yes, on CPU no (fp32 keeps predictions bit-stable; bf16 is opt-in)."""
-    if precision == "fp32":
+    """bf16 autocast? auto: on CUDA yes; on CPU only where bf16 is native (`cpu_bf16_supported`: the
+    prediction change was measured negligible, BENCHMARKS.md), else fp32 (emulated bf16 is slower).
+    "bf16" forces it, "fp32"/"int8" never."""
+    if precision in ("fp32", "int8"):
         return False
     if device.type == "cuda":
         return True
-    return precision == "bf16" and device.type == "cpu"
+    if device.type != "cpu":
+        return False
+    return precision == "bf16" or cpu_bf16_supported()
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """--precision int8 (CPU inference only): a copy of `model` whose nn.Linear layers run dynamically
+    quantized int8 matmuls (weights int8 per tensor, activations quantized per batch). Opt-in: it changes
+    predictions slightly (measured in BENCHMARKS.md)."""
+    import copy
+    import warnings
+
+    if model_device(model).type != "cpu":
+        raise InputError("--precision int8: dynamic int8 quantization runs on the CPU only; use --device cpu")
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise InputError("--precision int8: this torch build has no dynamic quantization; use fp32") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def autocast(device: torch.device, precision: str = "auto"):

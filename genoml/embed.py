@@ -33,15 +33,18 @@ def load_encoder_and_tokenizer(model: str):
 
 
 def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
-                    batch_tokens: int = 16384, precision: str = "auto") -> np.ndarray:
+                    batch_tokens: int | None = None, precision: str = "auto") -> np.ndarray:
     """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
     encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
-    from genoml.device import autocast, model_device
+    from genoml.device import autocast, default_batch_tokens, model_device, quantize_int8
     from genoml.models import pool
 
     encoder.eval()
     device = model_device(encoder)
+    batch_tokens = default_batch_tokens(device, batch_tokens)
+    if precision == "int8":
+        encoder = quantize_int8(encoder)
     win = make_windows(seqs, tokenizer, max_tokens)
     out = None
     with torch.inference_mode():
@@ -62,7 +65,7 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
 
 
 def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
-              precision: str = "auto", batch_tokens: int = 16384) -> dict:
+              precision: str = "auto", batch_tokens: int | None = None) -> dict:
     from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "auto",
-                 precision: str = "auto", batch_tokens: int = 16384) -> dict:
+                 precision: str = "auto", batch_tokens: int | None = None) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
     from genoml.data import LabelSpace
     from genoml.device import resolve_device, resolve_precision

@@ -15,7 +15,7 @@ import torch
 
 from genoml.data import LabelSpace, aggregate_windows, collate, make_windows, token_budget_batches
 from genoml.device import autocast as _autocast
-from genoml.device import model_device
+from genoml.device import default_batch_tokens, model_device, quantize_int8
 
 
 def reverse_complement(seq: str) -> str:
@@ -44,7 +44,8 @@ class Predictor:
     """A trained model plus the run's inference settings.
 
     `device` is informational (where `load_predictor` put the model); inputs always follow the model.
-    `precision`: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.
+    `precision`: auto (bf16 on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16 | int8 (CPU,
+    dynamically quantized linear layers).
     """
 
     model: torch.nn.Module | None  # SequenceModel (None for kmer-linear)
@@ -55,9 +56,10 @@ class Predictor:
     stride: int | None = None
     aggregate: str = "mean"
     rc_average: bool = False
-    batch_tokens: int = 16384
+    batch_tokens: int | None = None  # None: the device's default (genoml.device.default_batch_tokens)
     device: torch.device | None = None
     precision: str = "auto"
+    _int8: torch.nn.Module | None = None
 
     def window_logits(self, seqs: list[str]) -> torch.Tensor:
         """Sequence logits (N, C), aggregated over windows."""
@@ -73,17 +75,23 @@ class Predictor:
         was_training = self.model.training
         self.model.eval()
         device = model_device(self.model)
+        model = self.model
+        if self.precision == "int8":
+            if self._int8 is None:
+                self._int8 = quantize_int8(self.model)
+            model = self._int8
         out = torch.zeros(len(ids), self.labels.n_out)
+        budget = default_batch_tokens(device, self.batch_tokens)
         try:
             with torch.inference_mode():
-                for idx in token_budget_batches([len(x) for x in ids], self.batch_tokens):
+                for idx in token_budget_batches([len(x) for x in ids], budget):
                     x, mask = collate([ids[i] for i in idx], self.tokenizer.pad_id)  # (B, L) each
                     if device.type == "cuda":
                         x, mask = x.pin_memory(), mask.pin_memory()
                     x = x.to(device, non_blocking=True)
                     mask = mask.to(device, non_blocking=True)
                     with _autocast(device, self.precision):
-                        logits = self.model(x, mask)  # (B, C)
+                        logits = model(x, mask)  # (B, C)
                     out[torch.as_tensor(idx)] = logits.float().cpu()
         finally:
             self.model.train(was_training)

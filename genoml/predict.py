@@ -32,8 +32,8 @@ class PredictConfig:
     format: str = "tsv"  # tsv | csv | jsonl
     threshold: float | None = None  # None = the run's
     device: str = "auto"
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
-    batch_tokens: int = 16384
+    precision: str = "auto"  # auto | fp32 | bf16 | int8, see genoml.device.use_bf16
+    batch_tokens: int | None = None  # None: 4096 on CPU, 16384 on CUDA
     chunk_size: int = 4096
     threads: int | None = None
     strict: bool = False
@@ -132,7 +132,7 @@ def check_config(cfg: PredictConfig) -> None:
     if cfg.format not in ("tsv", "csv", "jsonl"):
         raise InputError(f"--format {cfg.format}: use tsv, csv or jsonl")
     for flag, value in (("--chunk-size", cfg.chunk_size), ("--batch-tokens", cfg.batch_tokens)):
-        if value < 1:
+        if value is not None and value < 1:
             raise InputError(f"{flag}: must be at least 1, got {value}")
     if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
         raise InputError(f"--threshold {cfg.threshold}: a probability threshold must be in [0, 1]")
