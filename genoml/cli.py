@@ -107,6 +107,7 @@ def finetune(
     seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
     time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
     attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
     adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
@@ -129,7 +130,7 @@ def finetune(
         batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
         stride=stride, aggregate=aggregate, rc_augment=rc_augment, rc_average=rc_average, seed=seed,
         time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
-        adapt_steps=adapt_steps,
+        adapt_steps=adapt_steps, device=device,
     )
     result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
     print(result["out"])
@@ -166,6 +167,9 @@ def pretrain(
     time_budget: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")] = False,
+    prefetch: Annotated[int, typer.Option(help="Batches prepared ahead in a background thread (0: off).")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
 ) -> None:
@@ -180,7 +184,7 @@ def pretrain(
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
-                         resume=resume, force=force)
+                         resume=resume, force=force, device=device, compile=compile, prefetch=prefetch)
     path = run_pretrain(cfg)
     print(path)
 
@@ -202,8 +206,13 @@ def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
     format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 on GPU).")] = "auto",
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")] = False,
@@ -218,7 +227,7 @@ def predict(
     check_threads(threads)
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
-                              device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
+                              device=device, precision=precision, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
                               strict=strict, bed=bed, genome=genome, rna=rna))
 
 
@@ -230,13 +239,21 @@ def evaluate(
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml evaluate --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force, device=device,
+                 precision=precision, batch_tokens=batch_tokens)
     print(out)
 
 
@@ -247,11 +264,19 @@ def embed(
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
 
-    run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
+    run_embed(model, _spec(input), output, layer=layer, pooling=pooling, device=device, precision=precision,
+              batch_tokens=batch_tokens)
 
 
 @app.command()
@@ -269,6 +294,7 @@ def attention(
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
@@ -279,7 +305,7 @@ def attention(
         raise InputError(f"attention: give either the input {input} or --bed {bed}, not both")
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
                   layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
-                  force=force)
+                  force=force, device=device)
     print(out)
 
 
@@ -296,6 +322,7 @@ def bench(
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,
@@ -316,7 +343,7 @@ def bench(
     options["adapt_steps"] = adapt_steps
     cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
                       seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs, force=force, reuse=reuse,
-                      threads=threads, options={k: v for k, v in options.items() if v})
+                      threads=threads, device=device, options={k: v for k, v in options.items() if v})
     result = run_bench(cfg)
     print(result.get("table", out) if isinstance(result, dict) else out)
 

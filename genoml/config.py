@@ -72,6 +72,7 @@ class FinetuneConfig:
     seed: int = 0
     time_budget_min: float | None = None
     threads: int | None = None
+    device: str = "auto"  # auto | cpu | cuda (training, validation and test inference)
     threshold: float = 0.5
     positive_class: str | None = None  # binary: the label scored as positive (None: genoml.report.positive_class)
     baselines: bool = True

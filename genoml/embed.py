@@ -33,32 +33,45 @@ def load_encoder_and_tokenizer(model: str):
     return encoder, load_tokenizer(model), max_positions(encoder)
 
 
-@torch.no_grad()
 def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
-                    batch_tokens: int = 16384) -> np.ndarray:
-    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last)."""
+                    batch_tokens: int | None = None, precision: str = "auto") -> np.ndarray:
+    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
+    encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
+    from genoml.device import autocast, default_batch_tokens, model_device, quantize_int8
     from genoml.models import pool
 
     encoder.eval()
+    device = model_device(encoder)
+    batch_tokens = default_batch_tokens(device, batch_tokens)
+    if precision == "int8":
+        encoder = quantize_int8(encoder)
     win = make_windows(seqs, tokenizer, max_tokens)
     out = None
-    for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
-        ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)
-        hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        if not -len(hs) <= layer < len(hs):
-            raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
-        pooled = pool(hs[layer], mask, pooling).float()  # (B, H)
-        if out is None:
-            out = torch.zeros(len(win.ids), pooled.shape[1])
-        out[torch.as_tensor(idx)] = pooled
+    with torch.inference_mode():
+        for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
+            ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)  # (B, L) each
+            ids, mask = ids.to(device), mask.to(device)
+            with autocast(device, precision):
+                hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            if not -len(hs) <= layer < len(hs):
+                raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
+            pooled = pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
+            if out is None:
+                out = torch.zeros(len(win.ids), pooled.shape[1])
+            out[torch.as_tensor(idx)] = pooled
     if out is None:
         return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
     return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
 
 
-def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean") -> dict:
+def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
+              precision: str = "auto", batch_tokens: int | None = None) -> dict:
+    from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
+
+    dev = resolve_device(device)
+    precision = resolve_precision(precision)
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
@@ -68,11 +81,12 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
+    encoder.to(dev)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet
     records = list(read_records(spec))
     emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
-                          pooling=pooling)
+                          pooling=pooling, batch_tokens=batch_tokens, precision=precision)
     tmp = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)

@@ -196,18 +196,24 @@ class FeatureHead(nn.Module):
         return self.classifier(features)
 
 
-@torch.no_grad()
-def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int = 16384) -> torch.Tensor:
-    """Pooled encoder features for every window (W, H): computed once, reused every epoch."""
+def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int | None = None) -> torch.Tensor:
+    """Pooled encoder features for every window (W, H) float32 on the CPU: computed once, reused every epoch.
+    Batches run on the model's device (bf16 autocast on CUDA)."""
+    from genoml.device import autocast, default_batch_tokens, model_device
+
     model.eval()
+    device = model_device(model)
+    batch_tokens = default_batch_tokens(device, batch_tokens)
     out = None
-    for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
-        x, mask = collate([ids[i] for i in idx], pad_id)
-        f = model.features(x, mask)  # (B, H)
-        if out is None:
-            out = torch.zeros(len(ids), f.shape[1])
-        out[torch.as_tensor(idx)] = f.float()
-    return out
+    with torch.inference_mode():
+        for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
+            x, mask = collate([ids[i] for i in idx], pad_id)  # (B, L) each
+            with autocast(device):
+                f = model.features(x.to(device), mask.to(device))  # (B, H)
+            if out is None:
+                out = torch.zeros(len(ids), f.shape[1])
+            out[torch.as_tensor(idx)] = f.float().cpu()
+    return torch.zeros(0, 0) if out is None else out.clone()  # clone: a normal tensor, usable under autograd
 
 
 class Job:
@@ -250,6 +256,7 @@ class Job:
 
 def train_torch(job: Job, model, tokenizer, max_tokens: int):
     """Train a SequenceModel (or its head on cached features) with the shared loop. Returns TrainResult."""
+    from genoml.device import model_device
     from genoml.metrics import headline_metric
     from genoml.strategies import count_parameters
     from genoml.train import TrainConfig, Trainer
@@ -301,7 +308,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         if probe:
             with torch.no_grad():
                 m.eval()
-                win_logits = m(valid_feats)
+                win_logits = m(valid_feats.to(model_device(m))).cpu()
             from genoml.data import aggregate_windows
 
             win = make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride)
@@ -330,6 +337,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         patience=cfg.patience if "valid" in job.splits else None,
         time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
         select_metric=headline if "valid" in job.splits else None, greater_is_better=True,
+        device=cfg.device,
     )
     trainer = Trainer(trainee, tcfg, job.out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate)
     result = trainer.fit(resume=cfg.resume)
@@ -344,8 +352,10 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
     from genoml.checks import check_finetune_flags
+    from genoml.device import resolve_device
 
     cfg.validate()
+    resolve_device(cfg.device)  # --device cuda without a GPU: exit 2 before anything is written
     check_finetune_flags(cfg)
     if cfg.model and Path(cfg.model).is_dir():
         from genoml.checks import check_safetensors
@@ -397,7 +407,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
             from genoml.adapt import adapt_model
 
             cfg.model = adapt_model(cfg.model or default_model(alphabet), splits["train"].seqs, out,
-                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads)
+                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads, device=cfg.device)
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
         from genoml.checks import check_model_fits
