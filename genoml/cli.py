@@ -198,13 +198,18 @@ def predict(
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
     from genoml.predict import PredictConfig, run_predict
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
                               device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
-                              strict=strict, bed=bed, genome=genome, rna=rna))
+                              strict=strict, bed=bed, genome=genome, rna=rna,
+                              trust_remote_code=trust_remote_code, revision=revision))
 
 
 @app.command()
@@ -214,13 +219,18 @@ def evaluate(
     out: Annotated[str, typer.Option("--out", help="Folder for metrics.json and report.md.")] = ...,
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, trust_remote_code=trust_remote_code,
+                 revision=revision)
     print(out)
 
 
@@ -231,11 +241,16 @@ def embed(
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
 
-    run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
+    run_embed(model, _spec(input), output, layer=layer, pooling=pooling, revision=revision,
+              trust_remote_code=trust_remote_code)
 
 
 @app.command()
@@ -252,13 +267,29 @@ def attention(
     limit: Annotated[int, typer.Option(help="Explain at most this many records when --ids is not given.")] = 10,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
 
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
-                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit)
+                  layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
+                  trust_remote_code=trust_remote_code, revision=revision)
     print(out)
+
+
+@app.command("models")
+def models_() -> None:
+    """List the published architectures genoml loads natively (no remote code), their tokenizers and checks."""
+    from genoml.archs import ARCHS
+
+    rows = [("name", "architecture", "detected by", "tokenizer", "verified")]
+    rows += [(a.name, a.title, a.detected_by, a.tokenizer, a.verified) for a in ARCHS.values() if a.available()]
+    for row in rows:
+        print("\t".join(row))
 
 
 @app.command()

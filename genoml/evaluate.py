@@ -14,7 +14,8 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu") -> dict:
+def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu",
+                 trust_remote_code: bool = False, revision: str | None = None) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
     from genoml.data import LabelSpace
     from genoml.io import read_records
@@ -22,7 +23,7 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
     from genoml.report import write_report
     from genoml.runs import load_predictor
 
-    predictor, meta = load_predictor(model, device=device)
+    predictor, meta = load_predictor(model, device=device, trust_remote_code=trust_remote_code, revision=revision)
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
     records = list(read_records(spec))
