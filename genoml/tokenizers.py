@@ -3,8 +3,8 @@
 Contract: ``encode(seq)`` returns ``Encoding(ids, offsets, special_mask)``; every sequence token carries the
 [start, end) span of ``seq`` it covers, special tokens carry (0, 0). Specs: ``kmer:K`` (DNABERT overlapping
 k-mers), ``nt-kmer:K`` (Nucleotide Transformer chunks), ``char``, ``hyena`` (HyenaDNA), ``esm`` (ESM-2),
-``protbert``; ``hf`` wraps any local Hugging Face tokenizer. ``save_pretrained`` writes files ``transformers.AutoTokenizer`` loads with the
-same ids; ``load_tokenizer`` reads them (or a foreign HF folder) back. Input is upper-cased before lookup.
+``protbert``; ``hf`` wraps any local Hugging Face tokenizer. ``save_pretrained`` writes files
+``transformers.AutoTokenizer`` loads with the same ids; ``load_tokenizer`` reads them (or a foreign HF folder) back. Input is upper-cased before lookup.
 """
 
 from __future__ import annotations
@@ -619,10 +619,10 @@ def load_tokenizer(folder: str | Path) -> SequenceTokenizer:
     try:
         hf = _auto_tokenizer(folder)
     except InputError:
-        spec = _spec_from_vocab_file(folder / "vocab.txt")
+        spec = _spec_from_vocab_file(folder / "vocab.txt") or _spec_from_model_config(folder / "config.json")
         if spec is None:
             raise
-        logger.info("%s: AutoTokenizer failed; vocab.txt matches %s", folder, spec)
+        logger.info("%s: AutoTokenizer failed; vocab.txt / config.json name genoml tokenizer %s", folder, spec)
         return build_tokenizer(spec)
     spec = spec_for_vocab(_ordered_vocab(hf))
     if spec is not None:
@@ -654,6 +654,18 @@ def _spec_from_vocab_file(path: Path) -> str | None:
     if not path.is_file():
         return None
     return spec_for_vocab(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def _spec_from_model_config(path: Path) -> str | None:
+    """'hyena' for a HyenaDNA config.json: its HyenaDNATokenizer ships as remote code (or not at all), and its
+    fixed character vocabulary is genoml's ``hyena`` tokenizer."""
+    from genoml.archs import detect
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "hyena" if detect(raw) == "hyenadna" else None
 
 
 def _auto_tokenizer(folder: Path):

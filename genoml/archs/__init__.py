@@ -68,18 +68,30 @@ ARCHS: dict[str, Arch] = {
         "genoml.archs.ntv2",
         "Nucleotide Transformer v2 (InstaDeepAI/nucleotide-transformer-v2-*): ESM, rotary, SwiGLU",
         "model_type esm with an add_bias_fnn key, or auto_map naming modeling_esm",
-        "EsmTokenizer 6-mers (nt-kmer:6)",
-        "see tests/test_archs_ntv2.py",
+        "EsmTokenizer 6-mers (nt-kmer:6): <cls> then 6-mers, single letters after N / for the tail, no <eos>",
+        "published key names/shapes pinned (EsmForMaskedLM layout); hidden states and attention maps equal "
+        "transformers' EsmModel with the published SwiGLU swapped in; rotary scores invariant to an absolute "
+        "shift; padding invariance; tokenizer ids equal EsmTokenizer's (tests/test_archs_ntv2_hyena.py)",
     ),
     "hyenadna": Arch(
         "hyenadna",
         "genoml.archs.hyena",
         "HyenaDNA (LongSafari/hyenadna-*-hf): Hyena long convolutions",
         "model_type hyenadna, or d_model + n_layer keys",
-        "character tokenizer",
-        "see tests/test_archs_hyena.py",
+        "HyenaDNATokenizer characters (hyena): A C G T N = 7..11, seq then [SEP], right padding",
+        "published key names/shapes pinned (HyenaDNAForCausalLM layout, shared sine frequency stored once); "
+        "hidden states bit-equal to the published modeling_hyena.py on a tiny random checkpoint; causality; FFT "
+        "long convolution equals a direct causal convolution; right-padding invariance (tests/test_archs_ntv2_hyena.py)",
     ),
 }
+
+
+CADUCEUS_HELP = (
+    "config.json: model_type 'caduceus' (Caduceus, kuleshov-group/caduceus-*) has no native genoml implementation: "
+    "its published modeling code imports mamba_ssm, whose selective-scan kernels build only with CUDA and are not "
+    "installed here. Fix: on a CUDA machine `pip install mamba-ssm causal-conv1d` and pass --trust-remote-code "
+    "(with --revision <commit> for a hub id), or use a DNA model genoml loads natively (`genoml models`)"
+)
 
 
 def _auto_map_names(config: dict) -> str:
@@ -94,6 +106,8 @@ def detect(config: dict) -> str | None:
         return None
     model_type = str(config.get("model_type") or "")
     code = _auto_map_names(config)
+    if (model_type == "caduceus" or "modeling_caduceus" in code) and importlib.util.find_spec("mamba_ssm") is None:
+        raise InputError(CADUCEUS_HELP)
     # a run folder saved by genoml names its native model_type
     found = model_type[len("genoml_"):] if model_type.startswith("genoml_") and model_type[7:] in ARCHS else None
     if found is None:
@@ -103,7 +117,7 @@ def detect(config: dict) -> str | None:
             found = "gena"
         elif "modeling_esm" in code or (model_type == "esm" and "add_bias_fnn" in config):
             found = "ntv2"
-        elif model_type == "hyenadna" or ("d_model" in config and "n_layer" in config):
+        elif model_type == "hyenadna" or ("d_model" in config and "n_layer" in config and "filter_order" in config):
             found = "hyenadna"
     return found if found is not None and ARCHS[found].available() else None
 
