@@ -255,6 +255,27 @@ def test_gena_pre_layer_norm_keeps_an_unnormalised_residual_stream():
     assert not torch.allclose(model(input_ids=ids).last_hidden_state, before)
 
 
+def test_gena_post_ln_equals_transformers_bert():
+    """With pre_layer_norm false GENA-LM's modeling_bert.py is standard BERT: the native class, given the same
+    tensors, matches transformers' own BertModel (an independent implementation) to float precision."""
+    from transformers import BertConfig, BertModel
+
+    config = {**published_config("gena"), "pre_layer_norm": False, "last_layer_norm": False}
+    ours = build("gena", config)
+    theirs = BertModel(BertConfig(**{k: v for k, v in config.items() if k != "auto_map"}), add_pooling_layer=False)
+    missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
+    assert not missing and unexpected == ["embeddings.position_ids"]  # a buffer in transformers 5
+    theirs.eval()
+    ids = torch.randint(6, 3000, (2, 11))
+    mask = torch.ones(2, 11, dtype=torch.long)
+    mask[1, 7:] = 0
+    a = ours(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    b = theirs(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    for x, y in zip(a.hidden_states, b.hidden_states):
+        torch.testing.assert_close(x[0], y[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(x[1, :7], y[1, :7], atol=1e-5, rtol=1e-4)
+
+
 def test_gena_refuses_sparse_attention():
     with pytest.raises(InputError, match="sparse"):
         native_module("gena").CONFIG_CLASS.from_published({**published_config("gena"), "sparse_config_cls": "x:y"})
@@ -441,8 +462,9 @@ def toy(tmp_path_factory):
 
 
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
-def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, capsys):
+def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, capsys, monkeypatch):
     arch, folder = published
+    monkeypatch.setattr("genoml.finetune._write_reports", lambda *a, **k: None)  # plots: tested elsewhere, slow
     train, valid, test, fa = toy
     run = tmp_path / "run"
     rc = main(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--model", str(folder),
@@ -466,7 +488,7 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 8
     assert main(["-q", "embed", str(fa), "--model", str(run), "-o", str(tmp_path / "e.npz")]) == 0
     assert np.load(tmp_path / "e.npz")["embeddings"].shape[0] == 8
-    assert main(["-q", "attention", str(fa), "--model", str(run), "--out", str(tmp_path / "att"), "--limit", "2",
+    assert main(["-q", "attention", str(fa), "--model", str(run), "--out", str(tmp_path / "att"), "--limit", "1",
                  "--method", "attention,grad-input"]) == 0, capsys.readouterr().err
     assert any((tmp_path / "att").iterdir())
 
