@@ -191,6 +191,25 @@ def test_state_dict_keys_and_shapes_are_the_published_layout(arch):
     assert got == LAYOUTS[arch][0](published_config(arch))
 
 
+def test_ntv2_layout_at_full_size_matches_the_published_checkpoint_size():
+    """The real 50m checkpoint (InstaDeepAI/nucleotide-transformer-v2-50m-multi-species @ 81b29e57) stores
+    55,905,164 elements: 55,904,972 parameters + 192 rotary inv_freq (16 per layer), as recorded in a published
+    model card (kurtvalcorza/nucleotide-transformer-genomics-pipeline). Pins the unused position table, the contact
+    head and the bias-free 2I SwiGLU, in genoml's model too."""
+    import math
+
+    c = {**published_config("ntv2"), "hidden_size": 512, "num_hidden_layers": 12, "num_attention_heads": 16,
+         "intermediate_size": 2048}
+    layout = {**ntv2_layout(c), **ntv2_head(c)}
+    inv_freq = sum(math.prod(s) for k, s in layout.items() if k.endswith("inv_freq"))
+    assert (sum(math.prod(s) for s in layout.values()), inv_freq) == (55_905_164, 192)
+    mod = native_module("ntv2")
+    with torch.device("meta"):
+        model = mod.MODEL_CLASS(mod.CONFIG_CLASS.from_published(c))
+    backbone = sum(v.numel() for v in model.state_dict().values())
+    assert backbone == 55_905_164 - sum(math.prod(s) for s in ntv2_head(c).values())
+
+
 def test_published_checkpoint_loads_every_tensor(published):
     arch, folder = published
     model = load_native(arch, str(folder))
@@ -215,6 +234,22 @@ def test_missing_or_unknown_tensors_are_input_errors(arch, tmp_path):
     folder = write_published(tmp_path / "extra", arch, extra={PREFIX[arch] + "encoder.adapter.weight": torch.ones(2)})
     with pytest.raises(InputError, match=r"unused.*encoder\.adapter\.weight"):
         load_native(arch, str(folder))
+
+
+@pytest.mark.parametrize("arch", ["ntv2", "hyenadna"])
+def test_deterministic_buffers_absent_from_a_checkpoint_get_the_published_values(arch, tmp_path):
+    if arch == "ntv2":
+        drop = [f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq" for i in range(2)]
+    else:
+        drop = [f"hyena.backbone.layers.{i}.mixer.filter_fn.{b}" for i in range(2)
+                for b in ("pos_emb.z", "pos_emb.t", "modulation.deltas")]
+    full = load_native(arch, str(write_published(tmp_path / "full", arch)))
+    part = load_native(arch, str(write_published(tmp_path / "part", arch, drop=drop)))
+    for k, v in full.state_dict().items():
+        assert torch.equal(part.state_dict()[k], v), k
+    ids = torch.randint(7, 12, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(part(input_ids=ids).last_hidden_state, full(input_ids=ids).last_hidden_state)
 
 
 def test_hyena_checkpoint_listing_every_shared_freq_name_loads(tmp_path):

@@ -258,6 +258,8 @@ class HyenaDNAModel(NativePreTrainedModel):
     _supports_sdpa = False
     # the shared sine frequency is one tensor; a checkpoint that still lists its other names carries copies of it
     _keys_to_ignore_on_load_unexpected = [r"implicit_filter\.(?!1\.)\d+\.freq$"]
+    # deterministic buffers (published: computed at init); a checkpoint without them gets the same values
+    _keys_to_ignore_on_load_missing = [r"pos_emb\.(z|t)$", r"modulation\.deltas$"]
 
     def __init__(self, config: HyenaDNAConfig):
         super().__init__(config)
