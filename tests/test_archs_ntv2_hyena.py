@@ -458,6 +458,17 @@ def test_hyena_tokenizer_is_the_published_character_tokenizer(tmp_path):
     assert load_tokenizer(tmp_path).spec == "hyena"
 
 
+@pytest.mark.parametrize("flag", [[], ["--trust-remote-code"]])
+def test_published_folder_embeds_natively_with_or_without_the_flag(published, flag, tmp_path, capsys):
+    arch, folder = published
+    fasta = write_fasta(tmp_path / "x.fa", [("ACGTACGTTTNACG", "0"), ("GGGCCCAT", "1")], with_labels=False)
+    out = tmp_path / "e.npz"
+    assert main(["-q", "embed", str(fasta), "--model", str(folder), "-o", str(out), *flag]) == 0, capsys.readouterr().err
+    emb = np.load(out)["embeddings"]
+    assert emb.shape == (2, published_config(arch).get("hidden_size") or published_config(arch)["d_model"])
+    assert np.isfinite(emb).all()
+
+
 # ----------------------------------------------------------------------------- Caduceus
 
 

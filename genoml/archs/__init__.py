@@ -77,7 +77,7 @@ ARCHS: dict[str, Arch] = {
         "hyenadna",
         "genoml.archs.hyena",
         "HyenaDNA (LongSafari/hyenadna-*-hf): Hyena long convolutions",
-        "model_type hyenadna, or d_model + n_layer keys",
+        "model_type hyenadna, or d_model + n_layer + filter_order keys",
         "HyenaDNATokenizer characters (hyena): A C G T N = 7..11, seq then [SEP], right padding",
         "published key names/shapes pinned (HyenaDNAForCausalLM layout, shared sine frequency stored once); "
         "causality; FFT long convolution equals a direct causal convolution; right-padding invariance "
