@@ -219,6 +219,10 @@ def predict(
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
     from genoml.checks import check_threads
@@ -227,8 +231,9 @@ def predict(
     check_threads(threads)
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
-                              device=device, precision=precision, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
-                              strict=strict, bed=bed, genome=genome, rna=rna))
+                              device=device, precision=precision, batch_tokens=batch_tokens, chunk_size=chunk_size,
+                              threads=threads, strict=strict, bed=bed, genome=genome, rna=rna,
+                              trust_remote_code=trust_remote_code, revision=revision))
 
 
 @app.command()
@@ -246,6 +251,10 @@ def evaluate(
     batch_tokens: Annotated[
         int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
     ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
@@ -253,7 +262,8 @@ def evaluate(
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
     run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force, device=device,
-                 precision=precision, batch_tokens=batch_tokens)
+                 precision=precision, batch_tokens=batch_tokens, trust_remote_code=trust_remote_code,
+                 revision=revision)
     print(out)
 
 
@@ -271,12 +281,16 @@ def embed(
     batch_tokens: Annotated[
         int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
     ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
 
     run_embed(model, _spec(input), output, layer=layer, pooling=pooling, device=device, precision=precision,
-              batch_tokens=batch_tokens)
+              batch_tokens=batch_tokens, revision=revision, trust_remote_code=trust_remote_code)
 
 
 @app.command()
@@ -295,6 +309,10 @@ def attention(
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
@@ -305,8 +323,19 @@ def attention(
         raise InputError(f"attention: give either the input {input} or --bed {bed}, not both")
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
                   layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
-                  force=force, device=device)
+                  force=force, device=device, trust_remote_code=trust_remote_code, revision=revision)
     print(out)
+
+
+@app.command("models")
+def models_() -> None:
+    """List the published architectures genoml loads natively (no remote code), their tokenizers and checks."""
+    from genoml.archs import ARCHS
+
+    rows = [("name", "architecture", "detected by", "tokenizer", "verified")]
+    rows += [(a.name, a.title, a.detected_by, a.tokenizer, a.verified) for a in ARCHS.values() if a.available()]
+    for row in rows:
+        print("\t".join(row))
 
 
 @app.command()

@@ -18,7 +18,7 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def load_encoder_and_tokenizer(model: str):
+def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust_remote_code: bool = False):
     from genoml.models import load_hf_encoder, max_positions
     from genoml.tokenizers import load_tokenizer
 
@@ -29,8 +29,22 @@ def load_encoder_and_tokenizer(model: str):
         meta = json.loads(meta_path.read_text())
         if meta.get("arch") not in (None, "hf"):
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
-    encoder = load_hf_encoder(model)
-    return encoder, load_tokenizer(model), max_positions(encoder)
+    encoder = load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
+    return encoder, load_tokenizer(_tokenizer_folder(model, revision)), max_positions(encoder)
+
+
+def _tokenizer_folder(model: str, revision: str | None) -> str:
+    """The local folder holding the tokenizer files of a folder or (downloaded) hub id."""
+    if Path(model).expanduser().is_dir():
+        return model
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.txt", "*.model"])
+    except Exception as e:  # noqa: BLE001
+        from genoml.models import HUB_HINT
+
+        raise InputError(f"--model {model}: {HUB_HINT} ({type(e).__name__})") from None
 
 
 def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
@@ -66,7 +80,8 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
 
 
 def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
-              precision: str = "auto", batch_tokens: int | None = None) -> dict:
+              precision: str = "auto", batch_tokens: int | None = None, revision: str | None = None,
+              trust_remote_code: bool = False) -> dict:
     from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
 
@@ -80,7 +95,8 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
     from genoml.outputs import check_output_file, umask_mode
 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
-    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
+    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model, revision=revision,
+                                                                 trust_remote_code=trust_remote_code)
     encoder.to(dev)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet

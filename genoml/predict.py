@@ -42,6 +42,8 @@ class PredictConfig:
     labels: str | None = None
     bed: str | None = None
     genome: str | None = None
+    trust_remote_code: bool = False  # a run fine-tuned from a model that ships its own code
+    revision: str | None = None
 
 
 def chunks(it: Iterable, n: int) -> Iterator[list]:
@@ -168,7 +170,8 @@ def run_predict(cfg: PredictConfig) -> dict:
     from genoml.device import resolve_precision
 
     precision = resolve_precision(cfg.precision)
-    predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)
+    predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens,
+                                     trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     predictor.precision = precision
     threshold = cfg.threshold if cfg.threshold is not None else meta.get("threshold", 0.5)
     spec = InputSpec(path=None if cfg.bed else cfg.input, bed=cfg.bed, genome=cfg.genome,
