@@ -260,7 +260,8 @@ def run_auto(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     remaining = max(0.2, budget_min - (time.time() - t_start) / 60)
     workers = workers_for(len(torch_jobs), cfg.threads)
     waves = math.ceil(len(torch_jobs) / workers) if torch_jobs else 1
-    share = remaining * 0.92 / waves  # margin for evaluation and writing
+    # margin for each candidate's final evaluation and report (about half a minute on a busy 2-core machine)
+    share = max(0.1, remaining * 0.95 - (0.5 if remaining >= 2 else 0.1)) / waves
     threads = cfg.threads or (1 if workers > 1 else None)
     log.info("auto: %d candidates (%s), %.1f min budget: %d process(es) x %s thread(s), %.2f min each",
              len(specs), ", ".join(specs), budget_min, workers, threads or "all", share)
