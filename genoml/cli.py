@@ -187,6 +187,32 @@ def pretrain(
     print(path)
 
 
+@app.command()
+def multitask(
+    datasets: Annotated[list[str], typer.Argument(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (usable as finetune --model).")] = "runs/multitask",
+    arch: Annotated[str, typer.Option(help="Trunk: cnn | cnn-shallow | rnn.")] = "cnn",
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="Target task's dev/test file (repeat): training sequences equal to, containing or inside any of its "
+             "sequences (either strand) are removed and counted.")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the summed training sets (at most).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch (one dataset per batch).")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    valid_fraction: Annotated[float, typer.Option(help="Share of each dataset held out for validation.")] = 0.05,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+) -> None:
+    """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
+    from genoml.multitask import MultitaskConfig, run_multitask
+
+    cfg = MultitaskConfig(datasets=list(datasets), out=out, arch=arch, exclude=list(exclude or []),
+                          time_budget_min=time_budget, epochs=epochs, batch_size=batch_size, lr=lr,
+                          valid_fraction=valid_fraction, seed=seed, threads=threads, force=force)
+    print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
+
+
 def _spec(path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False):
     from genoml.io import InputSpec
 
