@@ -72,7 +72,14 @@ def finetune(
     valid: Annotated[str | None, typer.Option(help="Validation file (else a stratified split of train).")] = None,
     test: Annotated[str | None, typer.Option(help="Test file (else a stratified split of train).")] = None,
     model: Annotated[
-        str | None, typer.Option(help="Hub id, model folder, cnn, rnn, kmer-linear, random:<preset>; default: embedded.")
+        str | None,
+        typer.Option(help="auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
+                          "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
+                          "multitask folder as the base (its head is replaced)."),
+    ] = None,
+    candidates: Annotated[
+        str | None, typer.Option(help="--model auto: extra candidates, comma list of name[:strategy] "
+                                      "(e.g. embedded:partial:2,runs/mt:full).")
     ] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
     trust_remote_code: Annotated[
@@ -83,14 +90,18 @@ def finetune(
     head: Annotated[str, typer.Option(help="linear | mlp.")] = "linear",
     task: Annotated[str, typer.Option(help="auto | binary | multiclass | multilabel | regression.")] = "auto",
     class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse frequency.")] = False,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on the validation metric).")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 32,
+    epochs: Annotated[int | None, typer.Option(
+        help="Maximum epochs (default: 30 for cnn/rnn trunks, 10 for transformers).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (default: 64 cnn/rnn, 32 transformers).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default depends on the strategy).")] = None,
-    patience: Annotated[int, typer.Option(help="Epochs without improvement before stopping.")] = 3,
+    patience: Annotated[int | None, typer.Option(
+        help="Epochs without improvement before stopping (default: 30 cnn/rnn, 3 transformers).")] = None,
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     max_tokens: Annotated[int | None, typer.Option("--window", "--max-tokens", help="Tokens per window.")] = None,
     stride: Annotated[int | None, typer.Option(help="Window stride in bases (default: half a window).")] = None,
     aggregate: Annotated[str, typer.Option(help="Combine window logits by mean | max.")] = "mean",
+    rc: Annotated[str, typer.Option(help="DNA reverse complements (train on both strands, average both): "
+                                         "auto (decided on validation) | on | off.")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
@@ -105,7 +116,8 @@ def finetune(
     valid_fraction: Annotated[float, typer.Option(help="Validation share when no --valid.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Test share when no --test.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    time_budget: Annotated[float | None, typer.Option(
+        help="Minutes of training (--model auto: for all candidates together; default 5).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
@@ -130,8 +142,11 @@ def finetune(
         batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
         stride=stride, aggregate=aggregate, rc_augment=rc_augment, rc_average=rc_average, seed=seed,
         time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
-        adapt_steps=adapt_steps, device=device,
+        adapt_steps=adapt_steps, device=device, rc=rc,
+        candidates=[c.strip() for c in (candidates or "").split(",") if c.strip()],
     )
+    if cfg.candidates and not cfg.is_auto():
+        raise InputError("--candidates: only with --model auto (or no --model)")
     result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
     print(result["out"])
     if result["stopped"] == "interrupted":
@@ -187,6 +202,32 @@ def pretrain(
                          resume=resume, force=force, device=device, compile=compile, prefetch=prefetch)
     path = run_pretrain(cfg)
     print(path)
+
+
+@app.command()
+def multitask(
+    datasets: Annotated[list[str], typer.Argument(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (usable as finetune --model).")] = "runs/multitask",
+    arch: Annotated[str, typer.Option(help="Trunk: cnn | cnn-shallow | rnn.")] = "cnn",
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="Target task's dev/test file (repeat): training sequences equal to, containing or inside any of its "
+             "sequences (either strand) are removed and counted.")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the summed training sets (at most).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch (one dataset per batch).")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    valid_fraction: Annotated[float, typer.Option(help="Share of each dataset held out for validation.")] = 0.05,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+) -> None:
+    """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
+    from genoml.multitask import MultitaskConfig, run_multitask
+
+    cfg = MultitaskConfig(datasets=list(datasets), out=out, arch=arch, exclude=list(exclude or []),
+                          time_budget_min=time_budget, epochs=epochs, batch_size=batch_size, lr=lr,
+                          valid_fraction=valid_fraction, seed=seed, threads=threads, force=force)
+    print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
 
 
 def _spec(path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False):
@@ -352,6 +393,8 @@ def bench(
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    rc: Annotated[str, typer.Option(help="DNA reverse complements (train on both strands, average both): "
+                                         "auto (decided on validation) | on | off.")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,

@@ -135,13 +135,23 @@ def default_model(alphabet: str) -> str:
     return str(path)
 
 
+def model_name(cfg: FinetuneConfig, alphabet: str) -> str:
+    """--model, with "embedded" (or no model outside --model auto) resolved to the shipped model folder."""
+    return default_model(alphabet) if cfg.model in (None, "auto", "embedded") else cfg.model
+
+
 def build_model(cfg: FinetuneConfig, alphabet: str, labels: LabelSpace):
     """-> (SequenceModel, tokenizer, max_tokens, source description)."""
     from genoml.models import SequenceModel, build_baseline, load_hf_encoder, max_positions
     from genoml.tokenizers import build_tokenizer, load_tokenizer
 
-    name = cfg.model or default_model(alphabet)
+    name = model_name(cfg, alphabet)
     common = dict(labels=labels.names, task=labels.task)
+    from genoml.trunks import base_meta, build_from_base
+
+    if base_meta(name) is not None:  # a genoml cnn / cnn-shallow / rnn run or multitask folder: its trunk
+        model, tok = build_from_base(name, alphabet, labels.n_out, head=cfg.head, **common)
+        return model, tok, cfg.max_tokens or 1024, name
     if name in BASELINE_NETS:
         tok = build_tokenizer("char" if alphabet == "dna" else "esm")
         model = build_baseline(name, tok, labels.n_out, head=cfg.head, **common)
@@ -328,7 +338,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         return metrics
 
     hidden = getattr(getattr(model.encoder, "config", None), "hidden_size", None) if model.arch == "hf" else None
-    lr = cfg.default_lr(hidden)
+    lr = cfg.default_lr(hidden, model.arch)
     log.info("lr %.2g (%s)", lr, "--lr" if cfg.lr is not None else f"default for {cfg.strategy}")
     tcfg = TrainConfig(
         max_steps=cfg.epochs * steps_per_epoch, lr=lr, weight_decay=cfg.weight_decay,
@@ -350,13 +360,24 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 
 
 def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
-    """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
+    """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}.
+
+    No model (or `auto`): candidates are trained and the best on validation is kept (genoml.auto).
+    Unset epochs / batch size / patience take the recipe of the model family (config.RECIPES)."""
     from genoml.checks import check_finetune_flags
     from genoml.device import resolve_device
 
     cfg.validate()
     resolve_device(cfg.device)  # --device cuda without a GPU: exit 2 before anything is written
     check_finetune_flags(cfg)
+    if cfg.is_auto():
+        from genoml.auto import run_auto
+
+        return run_auto(cfg, command)
+    from genoml.trunks import is_convolutional
+
+    cfg = cfg.with_recipe_defaults(is_convolutional(cfg.model) or cfg.model == "kmer-linear")
+    cfg.validate()
     if cfg.model and Path(cfg.model).is_dir():
         from genoml.checks import check_safetensors
 
@@ -394,6 +415,12 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     job = Job(cfg, out, splits, alphabet)
     log.info("task %s with %d labels (%s); %s sequences", job.labels.task, len(job.labels.names),
              ", ".join(job.labels.names[:6]), alphabet.upper())
+    rc_info = None
+    if cfg.model != "kmer-linear":
+        from genoml.auto import resolve_rc
+
+        cfg, rc_info = resolve_rc(cfg, splits, alphabet, job.labels)
+        job.cfg = cfg
     t0 = time.time()
     stopped, history = "completed", []
     if cfg.model == "kmer-linear":
@@ -406,7 +433,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         if cfg.adapt_steps > 0 and cfg.model not in BASELINE_NETS:
             from genoml.adapt import adapt_model
 
-            cfg.model = adapt_model(cfg.model or default_model(alphabet), splits["train"].seqs, out,
+            cfg.model = adapt_model(model_name(cfg, alphabet), splits["train"].seqs, out,
                                     steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads, device=cfg.device)
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
@@ -416,6 +443,10 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         from genoml.strategies import apply_strategy_, merge_lora_
 
         apply_strategy_(model, cfg.strategy_name(), cfg.partial_layers(), cfg.lora_rank)
+        if getattr(model, "from_base", None):  # a transferred cnn / cnn-shallow / rnn trunk
+            from genoml.trunks import apply_trunk_strategy_
+
+            apply_trunk_strategy_(model, cfg.strategy_name(), cfg.partial_layers())
         result = train_torch(job, model, tokenizer, max_tokens)
         stopped, history = result.stopped_reason, result.history
         merge_lora_(model)
@@ -438,13 +469,16 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                                  "task": job.labels.task, "ids": splits[name].ids}
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["stopped"] = stopped
+    if rc_info is not None:
+        metrics["rc"] = rc_info
     metrics["parameters"] = getattr(job, "param_counts", None) or _parameters(model, km if arch == "kmer-linear" else None)
     metrics["train_windows_per_s"] = round(len(splits["train"].seqs) * max(1, len(history) or 1) / max(train_seconds, 1e-9), 1)
     meta = {
         "kind": "finetuned", "arch": arch, "labels": job.labels.to_dict(), "alphabet": alphabet,
         "tokenizer": getattr(tokenizer, "spec", None), "max_tokens": max_tokens, "stride": cfg.stride,
         "aggregate": cfg.aggregate, "rc_average": cfg.rc_average and alphabet == "dna", "threshold": cfg.threshold,
-        "pooling": cfg.pooling, "head": cfg.head, "strategy": cfg.strategy if arch == "hf" else "full",
+        "pooling": cfg.pooling, "head": cfg.head,
+        "strategy": cfg.strategy if arch == "hf" or getattr(model, "from_base", None) else "full",
         "source_model": source, "revision": cfg.revision, "seed": cfg.seed,
         "data": {n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in splits.items()},
         "config": cfg.to_dict(), "command": command,
