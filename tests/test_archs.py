@@ -482,8 +482,11 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
     elif strategy == "partial:1":
         last = f"encoder.layer.{published_config(arch)['num_hidden_layers'] - 1}."
         assert changed and all(k.startswith(last) for k in changed)
+    elif strategy == "lora":  # adapters on the attention projections, merged back into them
+        projections = (".Wqkv.",) if arch == "dnabert2" else (".query.", ".key.", ".value.")
+        assert changed and all(any(p in k for p in projections) for k in changed), changed
     else:
-        assert changed
+        assert "embeddings.word_embeddings.weight" in changed and "encoder.layer.0.attention.output.dense.weight" in changed
     assert main(["-q", "predict", str(fa), "--model", str(run), "-o", str(tmp_path / "p.tsv")]) == 0
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 8
     assert main(["-q", "embed", str(fa), "--model", str(run), "-o", str(tmp_path / "e.npz")]) == 0
