@@ -407,9 +407,12 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
             "or a genoml run directory"
         )
     elif trust_remote_code and not revision:
-        raise InputError(
-            f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
-        )
+        # no pin needed when genoml implements the architecture: then no remote code runs at all
+        raw = read_model_config(spec) if hub_reachable() else None
+        if raw is None or not archs.detect(raw):
+            raise InputError(
+                f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
+            )
     elif not hub_reachable():
         raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}")
     where = str(local) if local.is_dir() else spec

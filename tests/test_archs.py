@@ -408,6 +408,25 @@ def test_remote_code_that_fails_to_import_is_exit_2(tmp_path, fasta, capsys):
     assert "--model" in err and "ImportError" in err and "Traceback" not in err
 
 
+def test_hub_dnabert2_with_the_flag_needs_no_pin(monkeypatch):
+    """--trust-remote-code on a hub id needs --revision only when remote code would run; a native architecture
+    loads without running any (the hub is simulated: config.json read, loader recorded)."""
+    from types import SimpleNamespace
+
+    import genoml.archs
+    import genoml.models as models
+
+    calls, model = [], SimpleNamespace(config=SimpleNamespace())
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: dict(published_config("dnabert2")))
+    monkeypatch.setattr(genoml.archs, "load_native", lambda name, folder, **kw: calls.append((name, folder, kw)) or model)
+    assert load_hf_encoder("zhihan1996/DNABERT-2-117M", trust_remote_code=True) is model
+    assert calls and calls[0][:2] == ("dnabert2", "zhihan1996/DNABERT-2-117M")
+    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: {"model_type": "x", "auto_map": {}})
+    with pytest.raises(InputError, match="--revision"):
+        load_hf_encoder("someorg/other", trust_remote_code=True)
+
+
 def test_missing_local_folder_says_so(tmp_path, fasta, capsys):
     assert embed_rc(tmp_path / "no" / "such" / "model", fasta, tmp_path) == 2
     assert "not a local folder" in capsys.readouterr().err
