@@ -432,6 +432,17 @@ def test_missing_local_folder_says_so(tmp_path, fasta, capsys):
     assert "not a local folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["predict", "embed", "attention", "evaluate", "finetune"])
+def test_every_loading_command_takes_the_remote_code_flags(command):
+    import typer
+
+    from genoml.cli import app
+
+    params = typer.main.get_command(app).commands[command].params
+    flags = {opt for p in params for opt in p.opts}
+    assert {"--trust-remote-code", "--revision"} <= flags
+
+
 def test_models_command_lists_the_native_architectures(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
