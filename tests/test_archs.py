@@ -427,6 +427,16 @@ def test_hub_dnabert2_with_the_flag_needs_no_pin(monkeypatch):
         load_hf_encoder("someorg/other", trust_remote_code=True)
 
 
+@pytest.mark.parametrize("arch", ["dnabert2", "gena"])
+def test_masked_lm_training_of_a_native_arch_is_refused(arch, tmp_path, fasta, capsys):
+    """pretrain --model / finetune --adapt-steps use transformers' masked-LM classes: a GENA folder would load as
+    a post-LN BertForMaskedLM, so it is refused rather than trained silently wrong."""
+    folder = write_published(tmp_path / "m", arch)
+    rc = main(["-q", "pretrain", str(fasta), "--model", str(folder), "--out", str(tmp_path / "pt"), "--max-steps", "1"])
+    assert rc == 2
+    assert "masked-LM training" in capsys.readouterr().err
+
+
 def test_missing_local_folder_says_so(tmp_path, fasta, capsys):
     assert embed_rc(tmp_path / "no" / "such" / "model", fasta, tmp_path) == 2
     assert "not a local folder" in capsys.readouterr().err
