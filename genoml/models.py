@@ -374,12 +374,15 @@ def _quiet_transformers():
 
     @contextlib.contextmanager
     def quiet():
-        level = hf_logging.get_verbosity()
+        level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             yield
         finally:
             hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
 
     return quiet()
 
@@ -407,9 +410,12 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
             "or a genoml run directory"
         )
     elif trust_remote_code and not revision:
-        raise InputError(
-            f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
-        )
+        # no pin needed when genoml implements the architecture: then no remote code runs at all
+        raw = read_model_config(spec) if hub_reachable() else None
+        if raw is None or not archs.detect(raw):
+            raise InputError(
+                f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
+            )
     elif not hub_reachable():
         raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}")
     where = str(local) if local.is_dir() else spec

@@ -718,6 +718,27 @@ def _resolve_model_folder(spec: str) -> Path:
         ) from None
 
 
+def _refuse_foreign_code(spec, folder: Path) -> None:
+    """Masked-LM training runs transformers' own classes only: a native-only architecture (genoml implements its
+    encoder, not its LM head) or a config asking for remote code would load as something else."""
+    from genoml.archs import detect
+    from genoml.models import read_model_config
+
+    raw = read_model_config(str(folder))
+    native = detect(raw)
+    if native:
+        raise InputError(
+            f"--model {spec}: masked-LM training (pretrain --model, finetune --adapt-steps) of the published "
+            f"{native} architecture is not supported: genoml implements its encoder, not its LM head; fine-tune "
+            "it without --adapt-steps"
+        )
+    if raw.get("auto_map"):
+        raise InputError(
+            f"--model {spec}: config.json asks for modeling code shipped with the model (auto_map); masked-LM "
+            "training runs transformers' own classes only; use a model without auto_map"
+        )
+
+
 def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
     """(tokenizer, masked LM, alphabet): a new preset model, or a HF masked LM for continued pretraining.
     `corpus_tokenizer`: a tokenizer learned from the corpus (--tokenizer bpe:V), used as is."""
@@ -731,13 +752,21 @@ def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
 
         folder = _resolve_model_folder(cfg.model)
         check_safe_weights(folder)
+        _refuse_foreign_code(cfg.model, folder)
         tokenizer = load_tokenizer(folder)
         try:
-            mlm = AutoModelForMaskedLM.from_pretrained(str(folder), attn_implementation="sdpa")
+            mlm, info = AutoModelForMaskedLM.from_pretrained(
+                str(folder), attn_implementation="sdpa", output_loading_info=True
+            )
         except (OSError, ValueError) as e:
             raise InputError(
                 f"--model {cfg.model}: not a masked-LM folder transformers can load: {str(e).splitlines()[0]}"
             ) from None
+        from genoml.archs import check_loading
+
+        # an encoder-only checkpoint may start a new LM head; anything else must load
+        info = {**info, "missing_keys": [k for k in info.get("missing_keys", ()) if not k.startswith(("cls.", "lm_head."))]}
+        check_loading(info, where=str(cfg.model), arch=f"{type(mlm).__name__} (model_type {mlm.config.model_type})")
         return tokenizer, mlm, tokenizer.alphabet
     alphabet = cfg.alphabet
     if corpus_tokenizer is not None:

@@ -276,6 +276,116 @@ def test_gena_post_ln_equals_transformers_bert():
         torch.testing.assert_close(x[1, :7], y[1, :7], atol=1e-5, rtol=1e-4)
 
 
+# Transcriptions of the published forward passes (bert_layers.py: unpad -> per layer -> pad back with zeros, the
+# PyTorch attention path; modeling_bert.py: the pre_layer_norm branch), written on the published state-dict keys,
+# as an independent reference for the native classes.
+
+
+def _ln(x, sd, p, eps):
+    return torch.nn.functional.layer_norm(x, (x.shape[-1],), sd[p + ".weight"], sd[p + ".bias"], eps)
+
+
+def _lin(x, sd, p):
+    return torch.nn.functional.linear(x, sd[p + ".weight"], sd.get(p + ".bias"))
+
+
+def reference_dnabert2(sd, c, ids, mask):
+    hid, nh, inter, eps = c["hidden_size"], c["num_attention_heads"], c["intermediate_size"], c["layer_norm_eps"]
+    d, (b, n) = hid // nh, ids.shape
+    emb = sd["bert.embeddings.word_embeddings.weight"][ids] + sd["bert.embeddings.token_type_embeddings.weight"][0]
+    h = _ln(emb, sd, "bert.embeddings.LayerNorm", eps).reshape(b * n, hid)
+    keep = torch.nonzero(mask.flatten().bool()).flatten()
+    h = h[keep]  # unpad_input: (nnz, H)
+    size = max(c["alibi_starting_size"], n)  # rebuild_alibi_tensor
+    slopes = torch.Tensor(_published_slopes(nh))
+    rel = (torch.arange(size)[None, :] - torch.arange(size)[:, None]).abs().unsqueeze(0).expand(nh, -1, -1)
+    alibi = (slopes.unsqueeze(1).unsqueeze(1) * -rel).unsqueeze(0)[:, :, :n, :n]
+    bias = (1.0 - mask[:, None, None, :].float()) * -10000.0 + alibi
+    for i in range(c["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{i}."
+        qkv = torch.zeros(b * n, 3 * hid)
+        qkv[keep] = _lin(h, sd, p + "attention.self.Wqkv")  # pad_input
+        qkv = qkv.view(b, n, 3, nh, d)  # 'b s (t h d) -> b s t h d'
+        q, k, v = qkv[:, :, 0].permute(0, 2, 1, 3), qkv[:, :, 1].permute(0, 2, 3, 1), qkv[:, :, 2].permute(0, 2, 1, 3)
+        probs = torch.softmax(torch.matmul(q, k) / math.sqrt(d) + bias, -1)
+        att = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b * n, hid)[keep]  # unpad_input_only
+        a = _ln(_lin(att, sd, p + "attention.output.dense") + h, sd, p + "attention.output.LayerNorm", eps)
+        g = torch.nn.functional.linear(a, sd[p + "mlp.gated_layers.weight"])
+        x = torch.nn.functional.gelu(g[:, :inter]) * g[:, inter:]
+        h = _ln(_lin(x, sd, p + "mlp.wo") + a, sd, p + "mlp.layernorm", eps)
+    out = torch.zeros(b * n, hid)
+    out[keep] = h  # pad_input: zeros at padding
+    return out.view(b, n, hid)
+
+
+def _published_slopes(n):
+    def power_of_2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + _published_slopes(2 * closest)[0::2][: n - closest]
+
+
+def reference_gena(sd, c, ids, mask):
+    hid, nh, eps = c["hidden_size"], c["num_attention_heads"], c["layer_norm_eps"]
+    d, (b, n) = hid // nh, ids.shape
+    e = (sd["bert.embeddings.word_embeddings.weight"][ids] + sd["bert.embeddings.token_type_embeddings.weight"][0]
+         + sd["bert.embeddings.position_embeddings.weight"][sd["bert.embeddings.position_ids"][:, :n]])
+    h = _ln(e, sd, "bert.embeddings.LayerNorm", eps)
+    ext = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    states = [h]
+    for i in range(c["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{i}."
+        x = _ln(h, sd, p + "pre_attention_ln", eps)
+        q, k, v = (_lin(x, sd, p + f"attention.self.{w}").view(b, n, nh, d).permute(0, 2, 1, 3)
+                   for w in ("query", "key", "value"))
+        probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + ext, -1)
+        a = h + _lin(torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, n, hid), sd, p + "attention.output.dense")
+        f = torch.nn.functional.gelu(_lin(_ln(a, sd, p + "post_attention_ln", eps), sd, p + "intermediate.dense"))
+        h = _lin(f, sd, p + "output.dense") + a
+        states.append(h)
+    if c.get("last_layer_norm", c.get("pre_layer_norm")):
+        states[-1] = _ln(h, sd, "bert.encoder.last_layer_ln", eps)
+    return states
+
+
+@pytest.mark.parametrize("heads,length", [(2, 40), (12, 530), (6, 40)])
+def test_dnabert2_matches_the_published_unpadded_forward(heads, length, tmp_path):
+    """12 heads: non-power-of-2 slopes; 530 tokens: longer than alibi_starting_size (the cache is rebuilt)."""
+    config = {**published_config("dnabert2"), "hidden_size": 96, "num_attention_heads": heads}
+    folder = write_published(tmp_path / "m", "dnabert2", config=config)
+    encoder = load_hf_encoder(str(folder))
+    ids = torch.randint(5, 4096, (3, length))
+    mask = torch.ones(3, length, dtype=torch.long)
+    mask[1, length // 2 :] = 0
+    mask[2, 3:] = 0
+    ref = reference_dnabert2(load_file(str(folder / "model.safetensors")), config, ids, mask)
+    with torch.no_grad():
+        ours = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("last_layer_norm", [False, True])
+def test_gena_matches_the_published_pre_ln_forward(last_layer_norm, tmp_path):
+    config = {**published_config("gena"), "hidden_size": 48, "num_attention_heads": 3, "num_hidden_layers": 3,
+              "last_layer_norm": last_layer_norm}
+    folder = write_published(tmp_path / "m", "gena", config=config)
+    encoder = load_hf_encoder(str(folder))
+    ids = torch.randint(6, 32000, (3, 60))
+    mask = torch.ones(3, 60, dtype=torch.long)
+    mask[1, 25:] = 0
+    mask[2, 4:] = 0
+    ref = reference_gena(load_file(str(folder / "model.safetensors")), config, ids, mask)
+    with torch.no_grad():
+        ours = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(ours) == len(ref) == 4
+    for x, y in zip(ours, ref):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=0)
+
+
 def test_gena_refuses_sparse_attention():
     with pytest.raises(InputError, match="sparse"):
         native_module("gena").CONFIG_CLASS.from_published({**published_config("gena"), "sparse_config_cls": "x:y"})
@@ -408,9 +518,49 @@ def test_remote_code_that_fails_to_import_is_exit_2(tmp_path, fasta, capsys):
     assert "--model" in err and "ImportError" in err and "Traceback" not in err
 
 
+def test_hub_dnabert2_with_the_flag_needs_no_pin(monkeypatch):
+    """--trust-remote-code on a hub id needs --revision only when remote code would run; a native architecture
+    loads without running any (the hub is simulated: config.json read, loader recorded)."""
+    from types import SimpleNamespace
+
+    import genoml.archs
+    import genoml.models as models
+
+    calls, model = [], SimpleNamespace(config=SimpleNamespace())
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: dict(published_config("dnabert2")))
+    monkeypatch.setattr(genoml.archs, "load_native", lambda name, folder, **kw: calls.append((name, folder, kw)) or model)
+    assert load_hf_encoder("zhihan1996/DNABERT-2-117M", trust_remote_code=True) is model
+    assert calls and calls[0][:2] == ("dnabert2", "zhihan1996/DNABERT-2-117M")
+    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: {"model_type": "x", "auto_map": {}})
+    with pytest.raises(InputError, match="--revision"):
+        load_hf_encoder("someorg/other", trust_remote_code=True)
+
+
+@pytest.mark.parametrize("arch", ["dnabert2", "gena"])
+def test_masked_lm_training_of_a_native_arch_is_refused(arch, tmp_path, fasta, capsys):
+    """pretrain --model / finetune --adapt-steps use transformers' masked-LM classes: a GENA folder would load as
+    a post-LN BertForMaskedLM, so it is refused rather than trained silently wrong."""
+    folder = write_published(tmp_path / "m", arch)
+    rc = main(["-q", "pretrain", str(fasta), "--model", str(folder), "--out", str(tmp_path / "pt"), "--max-steps", "1"])
+    assert rc == 2
+    assert "masked-LM training" in capsys.readouterr().err
+
+
 def test_missing_local_folder_says_so(tmp_path, fasta, capsys):
     assert embed_rc(tmp_path / "no" / "such" / "model", fasta, tmp_path) == 2
     assert "not a local folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "embed", "attention", "evaluate", "finetune"])
+def test_every_loading_command_takes_the_remote_code_flags(command):
+    import typer
+
+    from genoml.cli import app
+
+    params = typer.main.get_command(app).commands[command].params
+    flags = {opt for p in params for opt in p.opts}
+    assert {"--trust-remote-code", "--revision"} <= flags
 
 
 def test_models_command_lists_the_native_architectures(capsys):
@@ -482,8 +632,11 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
     elif strategy == "partial:1":
         last = f"encoder.layer.{published_config(arch)['num_hidden_layers'] - 1}."
         assert changed and all(k.startswith(last) for k in changed)
+    elif strategy == "lora":  # adapters on the attention projections, merged back into them
+        projections = (".Wqkv.",) if arch == "dnabert2" else (".query.", ".key.", ".value.")
+        assert changed and all(any(p in k for p in projections) for k in changed), changed
     else:
-        assert changed
+        assert "embeddings.word_embeddings.weight" in changed and "encoder.layer.0.attention.output.dense.weight" in changed
     assert main(["-q", "predict", str(fa), "--model", str(run), "-o", str(tmp_path / "p.tsv")]) == 0
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 8
     assert main(["-q", "embed", str(fa), "--model", str(run), "-o", str(tmp_path / "e.npz")]) == 0
