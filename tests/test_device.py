@@ -179,7 +179,7 @@ def _meta_run(monkeypatch, model):
 
     meta = {"labels": LABELS.to_dict(), "alphabet": "dna", "threshold": 0.5, "arch": "hf"}
 
-    def load_predictor(folder, *, device="cpu", batch_tokens=16384):
+    def load_predictor(folder, *, device="cpu", batch_tokens=16384, trust_remote_code=False, revision=None):
         assert device in ("cpu", "cuda") or device.startswith("cuda:")
         return Predictor(model, LABELS, tokenizer=build_tokenizer("char"), max_tokens=32,
                          device=torch.device(device), batch_tokens=batch_tokens), meta
