@@ -40,10 +40,11 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
                                      revision=revision)
     if predictor.model is None:
         raise InputError(f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model")
-    if predictor.model.arch != "hf" and {"attention", "rollout"} & set(methods):
+    no_attention = predictor.model.arch != "hf" or _attention_free(predictor.model.encoder)
+    if no_attention and {"attention", "rollout"} & set(methods):
         kept = [m for m in methods if m not in ("attention", "rollout")] or ["grad-input"]
-        log.warning("--method: the '%s' baseline has no attention maps; skipping attention/rollout, using %s",
-                    predictor.model.arch, ", ".join(kept))
+        what = f"the '{predictor.model.arch}' baseline" if predictor.model.arch != "hf" else "this encoder (HyenaDNA)"
+        log.warning("--method: %s has no attention maps; skipping attention/rollout, using %s", what, ", ".join(kept))
         methods = kept
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
@@ -70,3 +71,8 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
     record_outputs(folder)
     log.info("explained %d records into %s", len(records), out)
     return summary
+
+
+def _attention_free(encoder) -> bool:
+    """True for encoders that mix positions without attention (HyenaDNA's long convolutions)."""
+    return getattr(getattr(encoder, "config", None), "model_type", "") == "genoml_hyenadna"
