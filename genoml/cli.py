@@ -361,7 +361,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every cleanup (temporary files, checkpoints) runs."""
 
 
+_SIGTERM: list[bool] = [False]  # set when SIGTERM arrived (typer may report it as a plain 130)
+
+
 def _on_sigterm(signum, frame) -> None:
+    _SIGTERM[0] = True
     raise Terminated()
 
 
@@ -371,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     previous = None
+    _SIGTERM[0] = False
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -391,7 +396,10 @@ def _main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except _EXIT as e:
         return e.exit_code
-    except _ABORT:
+    except _ABORT as e:  # click turns KeyboardInterrupt (and our SIGTERM) into Abort
+        if _SIGTERM[0] or isinstance(e.__cause__ or e.__context__, Terminated):
+            log.error("terminated (SIGTERM); partial outputs removed")
+            return 143
         return 130
     except _USAGE as e:  # unknown option, missing option, bad value: exit code 2 with click's message
         e.show(file=sys.stderr)
@@ -424,6 +432,9 @@ def _main(argv: list[str] | None = None) -> int:
         log.error("internal error: %s: %s (please report it; -v shows the traceback)", type(e).__name__,
                   str(e).splitlines()[0][:300] if str(e) else "")
         return 1
+    if rv == 130 and _SIGTERM[0]:
+        log.error("terminated (SIGTERM); partial outputs removed")
+        return 143
     if rv == 130:
         log.error("interrupted")
     return rv if isinstance(rv, int) else 0

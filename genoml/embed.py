@@ -62,11 +62,11 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
-    if not output.endswith(".npz"):
-        raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
     from genoml.outputs import check_output_file, umask_mode
 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
+    if not output.endswith(".npz"):
+        raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
     encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet

@@ -41,6 +41,34 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "run": d / "run",
     }
     paths["protein"].write_text("".join(f">p{i} label={i % 2}\nMKVLAAGIWYRRKQHPEDSL\n" for i in range(40)))
+    paths["two"] = write_csv(d / "two.csv", rows[:2])
+    paths["multilabel"] = write_csv(d / "multilabel.csv", [(s, ("a;b", "a", "b")[i % 3]) for i, (s, _) in enumerate(rows[:60])])
+    paths["regression_nan"] = write_csv(
+        d / "regression_nan.csv", [(s, "nan" if i == 7 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+    )
+    paths["regression_inf"] = write_csv(
+        d / "regression_inf.csv", [(s, "inf" if i == 5 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+    )
+    paths["label_missing"] = write_csv(
+        d / "label_missing.csv", [(s, "" if i == 4 else lab) for i, (s, lab) in enumerate(rows[:60])]
+    )
+    paths["empty_fa"] = d / "empty.fa"
+    paths["empty_fa"].write_text("")
+    paths["binary_fa"] = d / "binary.fa"
+    paths["binary_fa"].write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    # a genoml pretrain-style folder (genoml.json kind=pretrained), a run without head.safetensors,
+    # corrupt weights in a model folder and in a run folder
+    pre = shutil.copytree(paths["bert"], d / "pretrained")
+    (pre / "genoml.json").write_text(json.dumps({"kind": "pretrained", "arch": "bert", "alphabet": "dna"}))
+    paths["pretrained"] = pre
+    headless = shutil.copytree(paths["bert"], d / "headless")
+    (headless / "genoml.json").write_text(json.dumps(
+        {"kind": "finetuned", "arch": "hf", "alphabet": "dna", "labels": {"task": "binary", "names": ["0", "1"]}}))
+    paths["headless"] = headless
+    bad_bert = shutil.copytree(paths["bert"], d / "bert_corrupt")
+    weights = bad_bert / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    paths["bert_corrupt"] = bad_bert
     assert (
         main(
             [
@@ -56,6 +84,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
         )
         == 0
     )
+    bad_run = shutil.copytree(paths["run"], d / "run_corrupt")
+    (bad_run / "kmer_linear.safetensors").write_bytes(b"not safetensors at all")
+    paths["run_corrupt"] = bad_run
     return paths
 
 
@@ -250,6 +281,68 @@ FLAG_CASES = [
         ["attention", "{train}", "--model", "{run}", "--out", "{out}", "--method", "grad-input"],
         "a kmer-linear baseline has no per-base attributions",
     ),
+    # ---- issue 12: tracebacks on everyday mistakes, absurd flags, partial outputs
+    ("two-records", ["finetune", "{two}", "--out", "{out}"], "2 record(s) are too few to split"),
+    (
+        "kmer-linear-multilabel",
+        ["finetune", "{multilabel}", "--model", "kmer-linear", "--out", "{out}"],
+        "--model kmer-linear: does not do multilabel",
+    ),
+    (
+        "regression-nan-label",
+        ["finetune", "{regression_nan}", "--task", "regression", "--out", "{out}"],
+        "regression_nan.csv:9: label 'nan' of record",
+    ),
+    (
+        "regression-inf-label-auto",
+        ["finetune", "{regression_inf}", "--out", "{out}"],
+        "regression_inf.csv:7: label 'inf' of record",
+    ),
+    ("label-missing", ["finetune", "{label_missing}", "--out", "{out}"], "label_missing.csv:6: 1 record(s) have no label"),
+    ("time-budget-0", ["finetune", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget: must be a positive"),
+    ("time-budget-negative", ["finetune", "{train}", "--time-budget", "-1", "--out", "{out}"], "--time-budget: must be"),
+    ("threads-0", ["finetune", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
+    (
+        "stride-beyond-window",
+        ["finetune", "{train}", "--window", "32", "--stride", "100", "--out", "{out}"],
+        "--stride 100 is larger than --window 32",
+    ),
+    (
+        "stride-beyond-model-window",
+        ["finetune", "{train}", "--model", "{bert}", "--window", "20", "--stride", "19", "--out", "{out}"],
+        "--stride 19: larger than the window of 18 bases",
+    ),
+    (
+        "partial-beyond-layers",
+        ["finetune", "{train}", "--model", "{bert}", "--strategy", "partial:99", "--out", "{out}"],
+        "--strategy partial:99: the model has only 2 layers",
+    ),
+    ("split-by-unknown", ["finetune", "{train}", "--split-by", "x", "--out", "{out}"], "--split-by: 'x' is not a split"),
+    ("split-by-chrom-no-bed", ["finetune", "{train}", "--split-by", "chrom", "--out", "{out}"], "needs BED intervals"),
+    (
+        "finetune-corrupt-model",
+        ["finetune", "{train}", "--model", "{bert_corrupt}", "--out", "{out}"],
+        "model.safetensors is corrupt",
+    ),
+    ("predict-pretrain-folder", ["predict", "--model", "{pretrained}", "{train}"], "a pretrained model (genoml pretrain)"),
+    ("predict-run-without-head", ["predict", "--model", "{headless}", "{train}"], "head.safetensors is missing"),
+    ("predict-corrupt-weights", ["predict", "--model", "{run_corrupt}", "{train}"], "kmer_linear.safetensors is corrupt"),
+    ("predict-output-is-input", ["predict", "--model", "{run}", "{train}", "-o", "{train}"], "is also an input"),
+    ("predict-output-is-a-directory", ["predict", "--model", "{run}", "{train}", "-o", "{dir}"], "is a directory"),
+    ("predict-threads-0", ["predict", "--model", "{run}", "{train}", "--threads", "0"], "--threads: must be at least 1"),
+    ("predict-stdout-empty-input", ["predict", "--model", "{run}", "{empty_fa}"], "empty.fa: empty file"),
+    ("predict-stdout-binary-input", ["predict", "--model", "{run}", "{binary_fa}"], "binary.fa:1: undecodable byte"),
+    ("embed-output-is-input", ["embed", "{train}", "--model", "{bert}", "-o", "{train}"], "is also an input"),
+    ("embed-output-is-a-directory", ["embed", "{train}", "--model", "{bert}", "-o", "{dir}"], "is a directory"),
+    ("attention-no-input", ["attention", "--model", "{run}", "--out", "{out}"], "attention: give an input file"),
+    (
+        "bench-unknown-model",
+        ["bench", "{train}", "--models", "kmer-linear,nonsense", "--out", "{out}", "--seeds", "1"],
+        "--models nonsense: not a model genoml knows",
+    ),
+    ("bench-threads-0", ["bench", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
+    ("pretrain-time-budget-0", ["pretrain", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget"),
+    ("pretrain-threads-0", ["pretrain", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be"),
 ]
 
 
@@ -267,10 +360,13 @@ def test_bad_flag(argv, fragment, data, tmp_path, capsys):
     if argv[0] == "finetune" and "--model" not in argv:
         argv += ["--model", "cnn"]
     if argv[0] == "finetune":
-        argv += FAST if "--epochs" not in argv else FAST[2:]
+        extra = FAST if "--epochs" not in argv else FAST[2:]
+        argv += extra if "--threads" not in argv else extra[:-2]
     rc, stdout, err = run_cli(argv, capsys)
     assert rc == 2, err
     assert fragment.format(**values) in err, err
+    assert "Traceback" not in err
+    assert stdout == ""  # nothing on stdout (predict to stdout validates its input before the header)
     assert list(work.iterdir()) == []  # no run folder, no output, no temp file left behind
 
 
@@ -310,8 +406,8 @@ def test_test_set_identical_to_train_reports_duplicates(data, tmp_path, capsys):
     )
     assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test"]["duplicates_with_train"] == {"exact": 60, "revcomp": 0}
-    assert metrics["valid"]["duplicates_with_train"] == {"exact": 0, "revcomp": 0}
+    assert metrics["test"]["duplicates_with_train"] == {"exact": 60, "revcomp": 0, "near": 0, "overlap": 0}
+    assert metrics["valid"]["duplicates_with_train"] == {"exact": 0, "revcomp": 0, "near": 0, "overlap": 0}
 
 
 ODD_IDS = [
