@@ -27,7 +27,9 @@ def load_encoder_and_tokenizer(model: str):
         import json
 
         meta = json.loads(meta_path.read_text())
-        if meta.get("arch") not in (None, "hf"):
+        from genoml.config import BASELINE_MODELS
+
+        if meta.get("arch") in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
     encoder = load_hf_encoder(model)
     return encoder, load_tokenizer(model), max_positions(encoder)
