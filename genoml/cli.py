@@ -110,7 +110,7 @@ def finetune(
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
     attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
     adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
 ) -> None:
     """Fine-tune an encoder (or train a baseline) on labelled sequences; writes a run directory."""
@@ -167,7 +167,7 @@ def pretrain(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
 ) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
     from genoml.checks import check_threads, check_time_budget
@@ -293,7 +293,7 @@ def bench(
     out: Annotated[str, typer.Option("--out", help="Benchmark folder.")] = "runs/bench",
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training per model and seed.")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 10,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
