@@ -237,10 +237,13 @@ def similarity_groups(seqs: Sequence[str], dna: bool, threshold: float = NEAR) -
     for members in _candidates(sigs).values():
         if len(members) < 2:
             continue
-        first = members[0]
-        for j in members[1:]:
-            if find(first) != find(j) and float(np.mean(sigs[first] == sigs[j])) >= threshold:
-                union(first, j)
+        # every pair of a small bucket (the leakage check looks at all of them too); big buckets
+        # (low-complexity sequences) against their first and previous member only
+        pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1:]) if len(members) <= 64 else (
+            p for k in range(1, len(members)) for p in ((members[0], members[k]), (members[k - 1], members[k])))
+        for a, b in pairs:
+            if find(a) != find(b) and float(np.mean(sigs[a] == sigs[b])) >= threshold:
+                union(a, b)
     return [find(i) for i in range(len(seqs))]
 
 
