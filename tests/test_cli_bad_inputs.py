@@ -518,3 +518,50 @@ def _write(path: Path, raw: bytes) -> str:
 def test_matrix_size():
     """The issue asks for at least 40 bad inputs through the CLI."""
     assert len(BAD_INPUTS) + len(FLAG_CASES) + 1 >= 40
+
+
+# --------------------------------------------------------------------------- issue 12: other items
+
+
+def test_attention_on_a_cnn_run_skips_attention_and_takes_bed_alone(data, tmp_path, capsys):
+    run = tmp_path / "cnn"
+    rc, _, err = run_cli(["finetune", str(data["train"]), "--model", "cnn", "--out", str(run), *FAST], capsys)
+    assert rc == 0, err
+    out = tmp_path / "att"
+    rc, _, err = run_cli(["attention", str(data["train"]), "--model", str(run), "--out", str(out), "--limit", "2"],
+                         capsys)  # default --method attention,grad-input
+    assert rc == 0 and "has no attention maps; skipping attention/rollout, using grad-input" in err, err
+    assert (out / "tracks.grad-input.tsv").is_file()
+    genome = Path(shutil.copy(BED_GENOME, tmp_path / "genome.fa"))
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t0\t40\tr1\nchr1\t10\t50\tr2\n")
+    out2 = tmp_path / "att2"
+    rc, _, err = run_cli(["attention", "--bed", str(bed), "--genome", str(genome), "--model", str(run), "--out",
+                          str(out2)], capsys)
+    assert rc == 0, err
+    assert (out2 / "tracks.grad-input.bedgraph").is_file()
+
+
+def test_embed_on_a_genoml_pretrain_folder(data, tmp_path, capsys):
+    rc, _, err = run_cli(["embed", str(data["train"]), "--model", str(data["pretrained"]), "-o",
+                          str(tmp_path / "e.npz")], capsys)
+    assert rc == 0, err
+    import numpy as np
+
+    with np.load(tmp_path / "e.npz") as z:
+        assert len(z["ids"]) == 120 and z["embeddings"].shape[0] == 120
+
+
+def test_predict_hint_names_no_missing_flag(data, tmp_path, capsys):
+    fa = tmp_path / "prot.fa"
+    fa.write_text(">p1\nMKVLAAGIWYRRKQHPEDSL\n")
+    rc, out, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
+    assert rc == 2 and "--alphabet" not in err and "this model reads DNA" in err, err
+
+
+def test_a_one_megabyte_id_is_not_echoed_whole(data, tmp_path, capsys):
+    fa = tmp_path / "long.fa"
+    long_id = "x" * 1_000_000
+    fa.write_text(f">{long_id}\nACGTACGT\n>{long_id}\nACGTACGA\n")
+    rc, _, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
+    assert rc == 2 and "(1000000 characters)" in err and len(err) < 2000, err[:300]

@@ -244,3 +244,40 @@ def test_bench_validates_every_model_name_before_training(tmp_path, capsys):
     rc, _, err = run_cli(["bench", str(train), "--models", "cnn,nonsense", "--out", str(out), "--seeds", "1"], capsys)
     assert rc == 2 and "--models nonsense" in err, err
     assert not out.exists() and time.time() - t0 < 30
+
+
+@pytest.mark.parametrize("command", ["finetune", "predict", "embed", "evaluate", "attention"])
+def test_unwritable_output_is_exit_2_without_traceback(command, project, tmp_path, capsys, monkeypatch):
+    """Root ignores folder permissions, so the check itself is made to fail: the message path is what is tested."""
+    run = tmp_path / "run"
+    assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), *FAST], capsys)[0] == 0
+    monkeypatch.setattr("genoml.outputs.os.access", lambda *a, **k: False)
+    target = tmp_path / "ro"
+    data = str(project / "mydata.csv")
+    argv = {
+        "finetune": ["finetune", data, "--out", str(target), *FAST],
+        "predict": ["predict", "-m", str(run), data, "-o", str(target / "p.tsv")],
+        "embed": ["embed", data, "--model", str(tiny_bert_folder(tmp_path / "bert")), "-o", str(target / "e.npz")],
+        "evaluate": ["evaluate", data, "--model", str(run), "--out", str(target)],
+        "attention": ["attention", data, "--model", str(run), "--out", str(target)],
+    }[command]
+    if command in ("predict", "embed"):
+        target.mkdir()
+    rc, out, err = run_cli(argv, capsys)
+    if command == "attention":  # a kmer-linear run has no attributions: refused before the folder is made
+        assert rc == 2 and "kmer-linear" in err, err
+    else:
+        assert rc == 2 and "not writable (permission denied)" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not target.exists() or list(target.iterdir()) == []
+
+
+def test_an_os_error_while_writing_is_exit_2_and_removes_the_run(project, tmp_path, capsys, monkeypatch):
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "report.md"))
+
+    monkeypatch.setattr("genoml.report.write_report", full_disk)
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(out), *FAST], capsys)
+    assert rc == 2 and "no space left on the device" in err and "Traceback" not in err, err
+    assert not out.exists()
