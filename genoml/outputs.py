@@ -66,7 +66,8 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def is_genoml_folder(folder: Path) -> bool:
-    return (folder / META).is_file() or (folder / MARKER).is_file()
+    """genoml's own output folder: a run (genoml.json), any folder it made (.genoml), or an older bench."""
+    return (folder / META).is_file() or (folder / MARKER).is_file() or (folder / "bench.json").is_file()
 
 
 def genoml_entries(folder: Path) -> list[Path]:
@@ -81,7 +82,17 @@ def genoml_entries(folder: Path) -> list[Path]:
             continue
         if name in listed or name == MARKER or any(fnmatch.fnmatch(name, p) for p in GENOML_PATTERNS):
             mine.append(entry)
+        elif entry.is_dir() and not entry.is_symlink() and _holds_runs(entry):
+            mine.append(entry)  # a bench's per-model folder of seed runs
     return mine
+
+
+def _holds_runs(folder: Path) -> bool:
+    try:
+        subs = [p for p in folder.iterdir()]
+    except OSError:
+        return False
+    return bool(subs) and all(p.is_dir() and is_genoml_folder(p) for p in subs)
 
 
 def _remove(entry: Path) -> None:
@@ -152,7 +163,7 @@ def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterabl
     marker = read_marker(out)
     if marker is not None:
         foreign = sorted(set(marker.get("foreign") or []) & before)
-    elif (out / META).is_file():  # a run written by an older genoml: what matches genoml's names is genoml's
+    elif (out / META).is_file() or (out / "bench.json").is_file():  # written by an older genoml: its names
         foreign = sorted(n for n in before if not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS))
     else:
         foreign = sorted(before - {MARKER})
