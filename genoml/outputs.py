@@ -32,6 +32,8 @@ GENOML_PATTERNS = (
     "adapt_corpus.fa", "split", "plots", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
 )
 
+TRANSIENT = (".incomplete", ".*.tmp", "*.tmp", "bpe-tokenizer.tmp")  # genoml's temporary files, always its own
+
 _STATE: dict[str, dict] = {}  # resolved output folder -> {"created": bool, "before": set of names}
 
 
@@ -80,7 +82,11 @@ def genoml_entries(folder: Path) -> list[Path]:
         name = entry.name
         if name in foreign:
             continue
-        if name in listed or name == MARKER or any(fnmatch.fnmatch(name, p) for p in GENOML_PATTERNS):
+        if name in listed or name == MARKER or any(fnmatch.fnmatch(name, p) for p in TRANSIENT):
+            mine.append(entry)
+        elif listed:
+            continue  # the marker lists what genoml wrote: anything else is the user's
+        elif any(fnmatch.fnmatch(name, p) for p in GENOML_PATTERNS):
             mine.append(entry)
         elif entry.is_dir() and not entry.is_symlink() and _holds_runs(entry):
             mine.append(entry)  # a bench's per-model folder of seed runs
@@ -161,8 +167,11 @@ def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterabl
     _check_writable(out, flag)
     before = {e.name for e in out.iterdir()}
     marker = read_marker(out)
-    if marker is not None:
-        foreign = sorted(set(marker.get("foreign") or []) & before)
+    if marker is not None:  # --resume (a --force removed the marker with genoml's other files)
+        listed = set(marker.get("files") or [])
+        old_foreign = set(marker.get("foreign") or [])
+        foreign = sorted(n for n in before - {MARKER} if n in old_foreign or (
+            n not in listed and not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS)))
     elif (out / META).is_file() or (out / "bench.json").is_file():  # written by an older genoml: its names
         foreign = sorted(n for n in before if not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS))
     else:

@@ -108,14 +108,18 @@ def test_force_replaces_a_genoml_run_but_keeps_the_users_files(project, tmp_path
     rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), *FAST], capsys)
     assert rc == 0, err
     (run / "my_analysis.txt").write_text("keep me\n")
-    (run / "old_extra_genoml_file.png").write_bytes(b"png")  # genoml's kind of file, written after the run
+    (run / "my_plot.png").write_bytes(b"png")  # a genoml-like name, but not in the marker's list: the user's
     rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", "--seed", "1", *FAST],
                          capsys)
     assert rc == 0, err
-    assert (run / "my_analysis.txt").read_text() == "keep me\n"
+    assert (run / "my_analysis.txt").read_text() == "keep me\n" and (run / "my_plot.png").read_bytes() == b"png"
     assert json.loads((run / "genoml.json").read_text())["seed"] == 1
     marker = json.loads((run / ".genoml").read_text())
     assert "my_analysis.txt" in marker["foreign"] and "genoml.json" in marker["files"]
+    (run / "later.txt").write_text("added after the second run\n")  # then --resume, then --force again
+    assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--resume", *FAST], capsys)[0] == 0
+    assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", *FAST], capsys)[0] == 0
+    assert {"my_analysis.txt", "my_plot.png", "later.txt"} <= {p.name for p in run.iterdir()}
 
 
 # --------------------------------------------------------------------------- outputs never overwrite inputs
