@@ -359,7 +359,9 @@ def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     check_finetune_flags(cfg)
     if cfg.model and Path(cfg.model).is_dir():
         from genoml.checks import check_safetensors
+        from genoml.models import check_safe_weights
 
+        check_safe_weights(Path(cfg.model))  # an unsafe pickle is exit 3 before any "corrupt file" message
         check_safetensors(cfg.model)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

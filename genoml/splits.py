@@ -49,14 +49,13 @@ def split_indices(labels: Sequence[str | None], fractions: tuple[float, float], 
         return _group_split(list(groups), fractions, seed, where)
     from genoml.data import stratified_split
 
-    try:
-        return stratified_split([lab or "" for lab in labels], fractions, seed)
-    except ValueError:  # too few records per class for scikit-learn's stratified split
-        return _small_split([lab or "" for lab in labels], fractions, seed)
+    return stratified_split([lab or "" for lab in labels], fractions, seed)  # falls back to small_split
 
 
 def _targets(n: int, fractions: tuple[float, float]) -> tuple[int, int]:
     valid_f, test_f = fractions
+    if n <= 1:
+        return 0, 0
     n_test = max(1, round(n * test_f)) if test_f > 0 else 0
     n_valid = max(1, round(n * valid_f)) if valid_f > 0 else 0
     while n - n_test - n_valid < 1:  # keep at least one training record
@@ -67,7 +66,7 @@ def _targets(n: int, fractions: tuple[float, float]) -> tuple[int, int]:
     return n_valid, n_test
 
 
-def _small_split(labels: list[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+def small_split(labels: list[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
     """A per-class split for files too small for scikit-learn: every class keeps at least one training
     record when it can, and valid/test get at least one record each when asked for."""
     rng = np.random.default_rng(seed)
