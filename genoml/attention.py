@@ -25,7 +25,8 @@ def _index(value: str, flag: str) -> int | str:
 
 
 def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all", methods=("attention",),
-                  limit: int = 10, force: bool = False) -> dict:
+                  limit: int = 10, force: bool = False, device: str = "auto", trust_remote_code: bool = False,
+                  revision: str | None = None) -> dict:
     from genoml.interpret import explain
     from genoml.io import read_records
     from genoml.runs import load_predictor
@@ -33,7 +34,10 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise InputError(f"--method {','.join(bad) or '(empty)'}: use one or more of {', '.join(METHODS)}")
-    predictor, meta = load_predictor(model)
+    from genoml.device import resolve_device
+
+    predictor, meta = load_predictor(model, device=str(resolve_device(device)), trust_remote_code=trust_remote_code,
+                                     revision=revision)
     if predictor.model is None:
         raise InputError(f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model")
     if predictor.model.arch != "hf" and {"attention", "rollout"} & set(methods):

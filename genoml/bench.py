@@ -41,6 +41,7 @@ RESERVED = {
     "epochs",
     "time_budget_min",
     "threads",
+    "device",
 }
 
 
@@ -59,10 +60,14 @@ class BenchConfig:
     force: bool = False
     reuse: bool = False  # keep finished run dirs whose settings match (continue an interrupted bench)
     threads: int | None = None
+    device: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
     title: str | None = None
 
     def validate(self) -> None:
+        from genoml.device import resolve_device
+
+        resolve_device(self.device)
         if not self.models:
             raise InputError("--models: give at least one model, e.g. --models cnn,kmer-linear")
         if self.seeds < 1:
@@ -138,6 +143,7 @@ def finetune_config(
         epochs=cfg.epochs,
         time_budget_min=cfg.time_budget_min,
         threads=cfg.threads,
+        device=cfg.device,
         **{"baselines": False, "attention": False, **cfg.options},
     )
 
@@ -152,7 +158,7 @@ def _finished_run(run_dir: Path, fcfg: FinetuneConfig) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     new = fcfg.to_dict()
-    keys = set(new) - {"out", "force", "threads", "resume"}
+    keys = set(new) - {"out", "force", "threads", "resume", "device"}
     if fcfg.model == "kmer-linear":  # no training loop: epochs and time budget do not change it
         keys -= {"epochs", "time_budget_min", "patience", "lr", "batch_size"}
     return all(json.loads(json.dumps(old.get(k))) == json.loads(json.dumps(new[k])) for k in keys)

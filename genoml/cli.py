@@ -72,7 +72,14 @@ def finetune(
     valid: Annotated[str | None, typer.Option(help="Validation file (else a stratified split of train).")] = None,
     test: Annotated[str | None, typer.Option(help="Test file (else a stratified split of train).")] = None,
     model: Annotated[
-        str | None, typer.Option(help="Hub id, model folder, cnn, rnn, kmer-linear, random:<preset>; default: embedded.")
+        str | None,
+        typer.Option(help="auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
+                          "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
+                          "multitask folder as the base (its head is replaced)."),
+    ] = None,
+    candidates: Annotated[
+        str | None, typer.Option(help="--model auto: extra candidates, comma list of name[:strategy] "
+                                      "(e.g. embedded:partial:2,runs/mt:full).")
     ] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
     trust_remote_code: Annotated[
@@ -83,14 +90,18 @@ def finetune(
     head: Annotated[str, typer.Option(help="linear | mlp.")] = "linear",
     task: Annotated[str, typer.Option(help="auto | binary | multiclass | multilabel | regression.")] = "auto",
     class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse frequency.")] = False,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on the validation metric).")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 32,
+    epochs: Annotated[int | None, typer.Option(
+        help="Maximum epochs (default: 30 for cnn/rnn trunks, 10 for transformers).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (default: 64 cnn/rnn, 32 transformers).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default depends on the strategy).")] = None,
-    patience: Annotated[int, typer.Option(help="Epochs without improvement before stopping.")] = 3,
+    patience: Annotated[int | None, typer.Option(
+        help="Epochs without improvement before stopping (default: 30 cnn/rnn, 3 transformers).")] = None,
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     max_tokens: Annotated[int | None, typer.Option("--window", "--max-tokens", help="Tokens per window.")] = None,
     stride: Annotated[int | None, typer.Option(help="Window stride in bases (default: half a window).")] = None,
     aggregate: Annotated[str, typer.Option(help="Combine window logits by mean | max.")] = "mean",
+    rc: Annotated[str, typer.Option(help="DNA reverse complements (train on both strands, average both): "
+                                         "auto (decided on validation) | on | off.")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
@@ -105,8 +116,10 @@ def finetune(
     valid_fraction: Annotated[float, typer.Option(help="Validation share when no --valid.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Test share when no --test.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    time_budget: Annotated[float | None, typer.Option(
+        help="Minutes of training (--model auto: for all candidates together; default 5).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
     attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
     adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
@@ -129,8 +142,11 @@ def finetune(
         batch_size=batch_size, lr=lr, patience=patience, grad_accum=grad_accum, max_tokens=max_tokens,
         stride=stride, aggregate=aggregate, rc_augment=rc_augment, rc_average=rc_average, seed=seed,
         time_budget_min=time_budget, threads=threads, baselines=baselines, attention=attention,
-        adapt_steps=adapt_steps,
+        adapt_steps=adapt_steps, device=device, rc=rc,
+        candidates=[c.strip() for c in (candidates or "").split(",") if c.strip()],
     )
+    if cfg.candidates and not cfg.is_auto():
+        raise InputError("--candidates: only with --model auto (or no --model)")
     result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
     print(result["out"])
     if result["stopped"] == "interrupted":
@@ -166,6 +182,9 @@ def pretrain(
     time_budget: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")] = False,
+    prefetch: Annotated[int, typer.Option(help="Batches prepared ahead in a background thread (0: off).")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
 ) -> None:
@@ -180,9 +199,35 @@ def pretrain(
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
-                         resume=resume, force=force)
+                         resume=resume, force=force, device=device, compile=compile, prefetch=prefetch)
     path = run_pretrain(cfg)
     print(path)
+
+
+@app.command()
+def multitask(
+    datasets: Annotated[list[str], typer.Argument(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (usable as finetune --model).")] = "runs/multitask",
+    arch: Annotated[str, typer.Option(help="Trunk: cnn | cnn-shallow | rnn.")] = "cnn",
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="Target task's dev/test file (repeat): training sequences equal to, containing or inside any of its "
+             "sequences (either strand) are removed and counted.")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the summed training sets (at most).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch (one dataset per batch).")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    valid_fraction: Annotated[float, typer.Option(help="Share of each dataset held out for validation.")] = 0.05,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+) -> None:
+    """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
+    from genoml.multitask import MultitaskConfig, run_multitask
+
+    cfg = MultitaskConfig(datasets=list(datasets), out=out, arch=arch, exclude=list(exclude or []),
+                          time_budget_min=time_budget, epochs=epochs, batch_size=batch_size, lr=lr,
+                          valid_fraction=valid_fraction, seed=seed, threads=threads, force=force)
+    print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
 
 
 def _spec(path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False):
@@ -202,14 +247,23 @@ def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
     format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 on GPU).")] = "auto",
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 16384,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")] = False,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
     from genoml.checks import check_threads
@@ -218,8 +272,9 @@ def predict(
     check_threads(threads)
 
     run_predict(PredictConfig(model=model, input=input, output=output, format=format, threshold=threshold,
-                              device=device, batch_tokens=batch_tokens, chunk_size=chunk_size, threads=threads,
-                              strict=strict, bed=bed, genome=genome, rna=rna))
+                              device=device, precision=precision, batch_tokens=batch_tokens, chunk_size=chunk_size,
+                              threads=threads, strict=strict, bed=bed, genome=genome, rna=rna,
+                              trust_remote_code=trust_remote_code, revision=revision))
 
 
 @app.command()
@@ -230,13 +285,26 @@ def evaluate(
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml evaluate --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
-    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force)
+    run_evaluate(model, _spec(input, labels=labels), out, threshold=threshold, force=force, device=device,
+                 precision=precision, batch_tokens=batch_tokens, trust_remote_code=trust_remote_code,
+                 revision=revision)
     print(out)
 
 
@@ -247,11 +315,23 @@ def embed(
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+    ] = "auto",
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
 
-    run_embed(model, _spec(input), output, layer=layer, pooling=pooling)
+    run_embed(model, _spec(input), output, layer=layer, pooling=pooling, device=device, precision=precision,
+              batch_tokens=batch_tokens, revision=revision, trust_remote_code=trust_remote_code)
 
 
 @app.command()
@@ -269,6 +349,11 @@ def attention(
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome): tracks also as bedGraph.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+    ] = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
@@ -279,8 +364,19 @@ def attention(
         raise InputError(f"attention: give either the input {input} or --bed {bed}, not both")
     run_attention(model, _spec(input, bed=bed, genome=genome), out, ids=ids.split(",") if ids else None,
                   layer=layer, head=head, methods=[m.strip() for m in method.split(",") if m.strip()], limit=limit,
-                  force=force)
+                  force=force, device=device, trust_remote_code=trust_remote_code, revision=revision)
     print(out)
+
+
+@app.command("models")
+def models_() -> None:
+    """List the published architectures genoml loads natively (no remote code), their tokenizers and checks."""
+    from genoml.archs import ARCHS
+
+    rows = [("name", "architecture", "detected by", "tokenizer", "verified")]
+    rows += [(a.name, a.title, a.detected_by, a.tokenizer, a.verified) for a in ARCHS.values() if a.available()]
+    for row in rows:
+        print("\t".join(row))
 
 
 @app.command()
@@ -296,6 +392,9 @@ def bench(
     force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    rc: Annotated[str, typer.Option(help="DNA reverse complements (train on both strands, average both): "
+                                         "auto (decided on validation) | on | off.")] = "auto",
     rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
     rc_average: Annotated[bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch (finetune default if unset).")] = None,
@@ -316,7 +415,7 @@ def bench(
     options["adapt_steps"] = adapt_steps
     cfg = BenchConfig(train=train, valid=valid, test=test, models=[m.strip() for m in models.split(",") if m.strip()],
                       seeds=seeds, out=out, time_budget_min=time_budget, epochs=epochs, force=force, reuse=reuse,
-                      threads=threads, options={k: v for k, v in options.items() if v})
+                      threads=threads, device=device, options={k: v for k, v in options.items() if v})
     result = run_bench(cfg)
     print(result.get("table", out) if isinstance(result, dict) else out)
 

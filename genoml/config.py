@@ -47,7 +47,7 @@ class FinetuneConfig:
     out: str = "runs/finetune"
     force: bool = False
     resume: bool = False
-    model: str | None = None  # None = genoml's embedded default for the detected alphabet
+    model: str | None = None  # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
     revision: str | None = None
     trust_remote_code: bool = False
     strategy: str = "full"  # probe | partial:N | lora | full
@@ -56,12 +56,12 @@ class FinetuneConfig:
     task: str = "auto"
     standardize: bool = True  # regression targets
     class_weights: bool = False
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int | None = None  # None = the recipe default for the model family (see recipe_defaults)
+    batch_size: int | None = None
     lr: float | None = None  # None = a default per strategy (see default_lr)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    patience: int = 3
+    patience: int | None = None
     grad_accum: int = 1
     clip_norm: float = 1.0
     max_tokens: int | None = None  # None = the model's maximum
@@ -69,15 +69,27 @@ class FinetuneConfig:
     aggregate: str = "mean"  # mean | max over windows
     rc_augment: bool = False
     rc_average: bool = False
+    rc: str = "auto"  # DNA: auto (decided on validation, genoml.auto.decide_rc) | on | off; the rc_* flags force on
+    candidates: list[str] = field(default_factory=list)  # --model auto: extra candidates name[:strategy]
     seed: int = 0
     time_budget_min: float | None = None
     threads: int | None = None
+    device: str = "auto"  # auto | cpu | cuda (training, validation and test inference)
     threshold: float = 0.5
     positive_class: str | None = None  # binary: the label scored as positive (None: genoml.report.positive_class)
     baselines: bool = True
     attention: bool = True
     adapt_steps: int = 0
     lora_rank: int = 8
+
+    def is_auto(self) -> bool:
+        """True when the run chooses its model among candidates (`--model auto`, or no --model)."""
+        return self.model in (None, "auto")
+
+    def with_recipe_defaults(self, convolutional: bool) -> FinetuneConfig:
+        """A copy with unset epochs/batch_size/patience filled from `recipe_defaults`."""
+        rec = recipe_defaults(convolutional)
+        return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None})
 
     def strategy_name(self) -> str:
         return self.strategy.split(":", 1)[0]
@@ -89,7 +101,7 @@ class FinetuneConfig:
             return 0
         return int(n) if n else 2
 
-    def default_lr(self, hidden_size: int | None = None) -> float:
+    def default_lr(self, hidden_size: int | None = None, arch: str | None = None) -> float:
         """--lr, else a default per strategy. For `partial`/`full` the default is 1e-4 / 2e-4 at hidden size
         768 (BERT-base) and grows as 768 / hidden (muP-style width scaling, capped at 1e-3), so that
         small encoders such as genoml's embedded models (hidden 128-256) are not trained at a BERT-base lr."""
@@ -97,6 +109,8 @@ class FinetuneConfig:
             return self.lr
         if self.model in BASELINE_NETS:
             return 2e-3
+        if arch in BASELINE_NETS:  # a convolutional/recurrent trunk transferred from another genoml run
+            return {"probe": 2e-3, "partial": 1e-3}.get(self.strategy_name(), 1e-3)
         name = self.strategy_name()
         base = {"probe": 2e-3, "partial": 2e-4, "lora": 1e-3, "full": 1e-4}[name]
         if name in ("partial", "full") and hidden_size:
@@ -119,9 +133,13 @@ class FinetuneConfig:
         if self.aggregate not in ("mean", "max"):
             raise InputError(f"--aggregate: '{self.aggregate}' is not supported; use mean or max")
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if value < 1:
+            if value is not None and value < 1:
                 raise InputError(f"{flag}: must be at least 1, got {value}")
-        if self.patience < 1:
+        if self.rc not in ("auto", "on", "off"):
+            raise InputError(f"--rc: '{self.rc}' is not supported; use auto, on or off")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise InputError(f"--time-budget: must be positive minutes, got {self.time_budget_min}")
+        if self.patience is not None and self.patience < 1:
             raise InputError(f"--patience: must be at least 1 epoch, got {self.patience}")
         if self.stride is not None and self.stride < 1:
             raise InputError(f"--stride: must be at least 1 base, got {self.stride}")
@@ -148,6 +166,21 @@ class FinetuneConfig:
         data.classes = [tuple(c) for c in data.classes]
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(data=data, **{k: v for k, v in d.items() if k in known})
+
+
+# The best recipe measured so far (BENCHMARKS.md, GUE section): from-scratch and transferred
+# convolutional/recurrent nets train 30 epochs of batch 64 and keep the best validation epoch
+# (patience = epochs: a noisy validation epoch never stops them; the lr decays linearly to 0 over
+# the epochs or the time budget). Transformers keep the shorter schedule that fits a CPU.
+RECIPES = {
+    "convolutional": {"epochs": 30, "batch_size": 64, "patience": 30},
+    "transformer": {"epochs": 10, "batch_size": 32, "patience": 3},
+}
+
+
+def recipe_defaults(convolutional: bool) -> dict[str, int]:
+    """Default epochs / batch_size / patience of a model family (see RECIPES)."""
+    return dict(RECIPES["convolutional" if convolutional else "transformer"])
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -18,7 +18,7 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def load_encoder_and_tokenizer(model: str):
+def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust_remote_code: bool = False):
     from genoml.models import load_hf_encoder, max_positions
     from genoml.tokenizers import load_tokenizer
 
@@ -31,36 +31,64 @@ def load_encoder_and_tokenizer(model: str):
 
         if meta.get("arch") in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
-    encoder = load_hf_encoder(model)
-    return encoder, load_tokenizer(model), max_positions(encoder)
+    encoder = load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
+    return encoder, load_tokenizer(_tokenizer_folder(model, revision)), max_positions(encoder)
 
 
-@torch.no_grad()
+def _tokenizer_folder(model: str, revision: str | None) -> str:
+    """The local folder holding the tokenizer files of a folder or (downloaded) hub id."""
+    if Path(model).expanduser().is_dir():
+        return model
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.txt", "*.model"])
+    except Exception as e:  # noqa: BLE001
+        from genoml.models import HUB_HINT
+
+        raise InputError(f"--model {model}: {HUB_HINT} ({type(e).__name__})") from None
+
+
 def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
-                    batch_tokens: int = 16384) -> np.ndarray:
-    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last)."""
+                    batch_tokens: int | None = None, precision: str = "auto") -> np.ndarray:
+    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
+    encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
+    from genoml.device import autocast, default_batch_tokens, model_device, quantize_int8
     from genoml.models import pool
 
     encoder.eval()
+    device = model_device(encoder)
+    batch_tokens = default_batch_tokens(device, batch_tokens)
+    if precision == "int8":
+        encoder = quantize_int8(encoder)
     win = make_windows(seqs, tokenizer, max_tokens)
     out = None
-    for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
-        ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)
-        hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        if not -len(hs) <= layer < len(hs):
-            raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
-        pooled = pool(hs[layer], mask, pooling).float()  # (B, H)
-        if out is None:
-            out = torch.zeros(len(win.ids), pooled.shape[1])
-        out[torch.as_tensor(idx)] = pooled
+    with torch.inference_mode():
+        for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
+            ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)  # (B, L) each
+            ids, mask = ids.to(device), mask.to(device)
+            with autocast(device, precision):
+                hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            if not -len(hs) <= layer < len(hs):
+                raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
+            pooled = pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
+            if out is None:
+                out = torch.zeros(len(win.ids), pooled.shape[1])
+            out[torch.as_tensor(idx)] = pooled
     if out is None:
         return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
     return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
 
 
-def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean") -> dict:
+def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
+              precision: str = "auto", batch_tokens: int | None = None, revision: str | None = None,
+              trust_remote_code: bool = False) -> dict:
+    from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
+
+    dev = resolve_device(device)
+    precision = resolve_precision(precision)
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
@@ -69,12 +97,14 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
-    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model)
+    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model, revision=revision,
+                                                                 trust_remote_code=trust_remote_code)
+    encoder.to(dev)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet
     records = list(read_records(spec))
     emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
-                          pooling=pooling)
+                          pooling=pooling, batch_tokens=batch_tokens, precision=precision)
     tmp = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)

@@ -13,16 +13,22 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "cpu",
-                 force: bool = False) -> dict:
+def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "auto",
+                 precision: str = "auto", batch_tokens: int | None = None, force: bool = False,
+                 trust_remote_code: bool = False, revision: str | None = None) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
     from genoml.data import LabelSpace
+    from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
     from genoml.metrics import compute_metrics
     from genoml.report import write_report
     from genoml.runs import load_predictor
 
-    predictor, meta = load_predictor(model, device=device)
+    dev = resolve_device(device)
+    precision = resolve_precision(precision)
+    predictor, meta = load_predictor(model, device=str(dev), batch_tokens=batch_tokens,
+                                     trust_remote_code=trust_remote_code, revision=revision)
+    predictor.precision = precision
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
     records = list(read_records(spec))

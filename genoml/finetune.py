@@ -135,13 +135,23 @@ def default_model(alphabet: str) -> str:
     return str(path)
 
 
+def model_name(cfg: FinetuneConfig, alphabet: str) -> str:
+    """--model, with "embedded" (or no model outside --model auto) resolved to the shipped model folder."""
+    return default_model(alphabet) if cfg.model in (None, "auto", "embedded") else cfg.model
+
+
 def build_model(cfg: FinetuneConfig, alphabet: str, labels: LabelSpace):
     """-> (SequenceModel, tokenizer, max_tokens, source description)."""
     from genoml.models import SequenceModel, build_baseline, load_hf_encoder, max_positions
     from genoml.tokenizers import build_tokenizer, load_tokenizer
 
-    name = cfg.model or default_model(alphabet)
+    name = model_name(cfg, alphabet)
     common = dict(labels=labels.names, task=labels.task)
+    from genoml.trunks import base_meta, build_from_base
+
+    if base_meta(name) is not None:  # a genoml cnn / cnn-shallow / rnn run or multitask folder: its trunk
+        model, tok = build_from_base(name, alphabet, labels.n_out, head=cfg.head, **common)
+        return model, tok, cfg.max_tokens or 1024, name
     if name in BASELINE_NETS:
         tok = build_tokenizer("char" if alphabet == "dna" else "esm")
         model = build_baseline(name, tok, labels.n_out, head=cfg.head, **common)
@@ -196,18 +206,24 @@ class FeatureHead(nn.Module):
         return self.classifier(features)
 
 
-@torch.no_grad()
-def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int = 16384) -> torch.Tensor:
-    """Pooled encoder features for every window (W, H): computed once, reused every epoch."""
+def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int | None = None) -> torch.Tensor:
+    """Pooled encoder features for every window (W, H) float32 on the CPU: computed once, reused every epoch.
+    Batches run on the model's device (bf16 autocast on CUDA)."""
+    from genoml.device import autocast, default_batch_tokens, model_device
+
     model.eval()
+    device = model_device(model)
+    batch_tokens = default_batch_tokens(device, batch_tokens)
     out = None
-    for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
-        x, mask = collate([ids[i] for i in idx], pad_id)
-        f = model.features(x, mask)  # (B, H)
-        if out is None:
-            out = torch.zeros(len(ids), f.shape[1])
-        out[torch.as_tensor(idx)] = f.float()
-    return out
+    with torch.inference_mode():
+        for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
+            x, mask = collate([ids[i] for i in idx], pad_id)  # (B, L) each
+            with autocast(device):
+                f = model.features(x.to(device), mask.to(device))  # (B, H)
+            if out is None:
+                out = torch.zeros(len(ids), f.shape[1])
+            out[torch.as_tensor(idx)] = f.float().cpu()
+    return torch.zeros(0, 0) if out is None else out.clone()  # clone: a normal tensor, usable under autograd
 
 
 class Job:
@@ -260,6 +276,7 @@ class Job:
 
 def train_torch(job: Job, model, tokenizer, max_tokens: int):
     """Train a SequenceModel (or its head on cached features) with the shared loop. Returns TrainResult."""
+    from genoml.device import model_device
     from genoml.metrics import headline_metric
     from genoml.strategies import count_parameters
     from genoml.train import TrainConfig, Trainer
@@ -311,7 +328,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         if probe:
             with torch.no_grad():
                 m.eval()
-                win_logits = m(valid_feats)
+                win_logits = m(valid_feats.to(model_device(m))).cpu()
             from genoml.data import aggregate_windows
 
             win = make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride)
@@ -331,7 +348,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         return metrics
 
     hidden = getattr(getattr(model.encoder, "config", None), "hidden_size", None) if model.arch == "hf" else None
-    lr = cfg.default_lr(hidden)
+    lr = cfg.default_lr(hidden, model.arch)
     log.info("lr %.2g (%s)", lr, "--lr" if cfg.lr is not None else f"default for {cfg.strategy}")
     tcfg = TrainConfig(
         max_steps=cfg.epochs * steps_per_epoch, lr=lr, weight_decay=cfg.weight_decay,
@@ -340,6 +357,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         patience=cfg.patience if "valid" in job.splits else None,
         time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
         select_metric=headline if "valid" in job.splits else None, greater_is_better=True,
+        device=cfg.device,
     )
     trainer = Trainer(trainee, tcfg, job.out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate)
     result = trainer.fit(resume=cfg.resume)
@@ -352,11 +370,24 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 
 
 def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
-    """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}."""
+    """Run a whole fine-tuning job; returns {"out": path, "metrics": ..., "stopped": reason}.
+
+    No model (or `auto`): candidates are trained and the best on validation is kept (genoml.auto).
+    Unset epochs / batch size / patience take the recipe of the model family (config.RECIPES)."""
     from genoml.checks import check_finetune_flags
+    from genoml.device import resolve_device
 
     cfg.validate()
+    resolve_device(cfg.device)  # --device cuda without a GPU: exit 2 before anything is written
     check_finetune_flags(cfg)
+    if cfg.is_auto():
+        from genoml.auto import run_auto
+
+        return run_auto(cfg, command)
+    from genoml.trunks import is_convolutional
+
+    cfg = cfg.with_recipe_defaults(is_convolutional(cfg.model) or cfg.model == "kmer-linear")
+    cfg.validate()
     if cfg.model and Path(cfg.model).is_dir():
         from genoml.checks import check_safetensors
         from genoml.models import check_safe_weights
@@ -396,6 +427,12 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     job = Job(cfg, out, splits, alphabet)
     log.info("task %s with %d labels (%s); %s sequences", job.labels.task, len(job.labels.names),
              ", ".join(job.labels.names[:6]), alphabet.upper())
+    rc_info = None
+    if cfg.model != "kmer-linear":
+        from genoml.auto import resolve_rc
+
+        cfg, rc_info = resolve_rc(cfg, splits, alphabet, job.labels)
+        job.cfg = cfg
     t0 = time.time()
     stopped, history = "completed", []
     if cfg.model == "kmer-linear":
@@ -408,8 +445,8 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         if cfg.adapt_steps > 0 and cfg.model not in BASELINE_NETS:
             from genoml.adapt import adapt_model
 
-            cfg.model = adapt_model(cfg.model or default_model(alphabet), splits["train"].seqs, out,
-                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads)
+            cfg.model = adapt_model(model_name(cfg, alphabet), splits["train"].seqs, out,
+                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads, device=cfg.device)
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
         from genoml.checks import check_model_fits
@@ -418,6 +455,10 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         from genoml.strategies import apply_strategy_, merge_lora_
 
         apply_strategy_(model, cfg.strategy_name(), cfg.partial_layers(), cfg.lora_rank)
+        if getattr(model, "from_base", None):  # a transferred cnn / cnn-shallow / rnn trunk
+            from genoml.trunks import apply_trunk_strategy_
+
+            apply_trunk_strategy_(model, cfg.strategy_name(), cfg.partial_layers())
         result = train_torch(job, model, tokenizer, max_tokens)
         stopped, history = result.stopped_reason, result.history
         merge_lora_(model)
@@ -441,13 +482,16 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                                  "task": job.labels.task, "ids": splits[name].ids}
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["stopped"] = stopped
+    if rc_info is not None:
+        metrics["rc"] = rc_info
     metrics["parameters"] = getattr(job, "param_counts", None) or _parameters(model, km if arch == "kmer-linear" else None)
     metrics["train_windows_per_s"] = round(len(splits["train"].seqs) * max(1, len(history) or 1) / max(train_seconds, 1e-9), 1)
     meta = {
         "kind": "finetuned", "arch": arch, "labels": job.labels.to_dict(), "alphabet": alphabet,
         "tokenizer": getattr(tokenizer, "spec", None), "max_tokens": max_tokens, "stride": cfg.stride,
         "aggregate": cfg.aggregate, "rc_average": cfg.rc_average and alphabet == "dna", "threshold": cfg.threshold,
-        "pooling": cfg.pooling, "head": cfg.head, "strategy": cfg.strategy if arch == "hf" else "full",
+        "pooling": cfg.pooling, "head": cfg.head,
+        "strategy": cfg.strategy if arch == "hf" or getattr(model, "from_base", None) else "full",
         "source_model": source, "revision": cfg.revision, "seed": cfg.seed,
         "data": {n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in splits.items()},
         "config": cfg.to_dict(), "command": command,

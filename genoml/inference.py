@@ -2,6 +2,8 @@
 
 `Predictor.scores(seqs)` -> (N, C) class probabilities, (N, C) multilabel probabilities or (N, 1)
 regression values, with the run's windowing, window aggregation and reverse-complement averaging.
+Inputs go to the model's device at call time (`genoml.device.model_device`), so a Predictor built
+before Accelerate moved the model (validation inside training) still feeds it correctly.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numpy as np
 import torch
 
 from genoml.data import LabelSpace, aggregate_windows, collate, make_windows, token_budget_batches
+from genoml.device import autocast as _autocast
+from genoml.device import default_batch_tokens, model_device, quantize_int8
 
 
 def reverse_complement(seq: str) -> str:
@@ -30,16 +34,19 @@ def logits_to_scores(logits: torch.Tensor, labels: LabelSpace) -> np.ndarray:
     return torch.softmax(logits, -1).numpy()
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on GPU, a no-op on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on GPU; on CPU only with precision="bf16" (see genoml.device.autocast)."""
+    return _autocast(device, precision)
 
 
 @dataclass
 class Predictor:
-    """A trained model plus the run's inference settings."""
+    """A trained model plus the run's inference settings.
+
+    `device` is informational (where `load_predictor` put the model); inputs always follow the model.
+    `precision`: auto (bf16 on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16 | int8 (CPU,
+    dynamically quantized linear layers).
+    """
 
     model: torch.nn.Module | None  # SequenceModel (None for kmer-linear)
     labels: LabelSpace
@@ -49,24 +56,46 @@ class Predictor:
     stride: int | None = None
     aggregate: str = "mean"
     rc_average: bool = False
-    batch_tokens: int = 16384
-    device: torch.device = torch.device("cpu")
+    batch_tokens: int | None = None  # None: the device's default (genoml.device.default_batch_tokens)
+    device: torch.device | None = None
+    precision: str = "auto"
+    _int8: torch.nn.Module | None = None
 
-    @torch.no_grad()
     def window_logits(self, seqs: list[str]) -> torch.Tensor:
         """Sequence logits (N, C), aggregated over windows."""
         if self.kmer is not None:
             return torch.as_tensor(self.kmer.logits(seqs), dtype=torch.float32)
-        self.model.eval()
         win = make_windows(seqs, self.tokenizer, self.max_tokens, self.stride)
-        lengths = [len(x) for x in win.ids]
-        out = torch.zeros(len(win.ids), self.labels.n_out)
-        for idx in token_budget_batches(lengths, self.batch_tokens):
-            ids, mask = collate([win.ids[i] for i in idx], self.tokenizer.pad_id)
-            with autocast(self.device):
-                logits = self.model(ids.to(self.device), mask.to(self.device))  # (B, C)
-            out[torch.as_tensor(idx)] = logits.float().cpu()
+        out = self.ids_logits(win.ids)  # (W, C)
         return aggregate_windows(out, win.parent, len(seqs), self.aggregate)
+
+    def ids_logits(self, ids: list[list[int]]) -> torch.Tensor:
+        """Token id lists (W of them) -> window logits (W, C) float32 on the CPU; batches sorted by length under
+        a padded-token budget, run on the model's device under inference_mode (and autocast, see `precision`)."""
+        was_training = self.model.training
+        self.model.eval()
+        device = model_device(self.model)
+        model = self.model
+        if self.precision == "int8":
+            if self._int8 is None:
+                self._int8 = quantize_int8(self.model)
+            model = self._int8
+        out = torch.zeros(len(ids), self.labels.n_out)
+        budget = default_batch_tokens(device, self.batch_tokens)
+        try:
+            with torch.inference_mode():
+                for idx in token_budget_batches([len(x) for x in ids], budget):
+                    x, mask = collate([ids[i] for i in idx], self.tokenizer.pad_id)  # (B, L) each
+                    if device.type == "cuda":
+                        x, mask = x.pin_memory(), mask.pin_memory()
+                    x = x.to(device, non_blocking=True)
+                    mask = mask.to(device, non_blocking=True)
+                    with _autocast(device, self.precision):
+                        logits = model(x, mask)  # (B, C)
+                    out[torch.as_tensor(idx)] = logits.float().cpu()
+        finally:
+            self.model.train(was_training)
+        return out
 
     def logits(self, seqs: list[str]) -> torch.Tensor:
         if not seqs:

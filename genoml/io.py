@@ -1,19 +1,22 @@
 """Sequence input: FASTA, CSV/TSV tables, label tables and BED + genome, as streams of `Record`s.
 
 Every reader is a generator (one record in memory at a time, plus the ids seen so far); sequences
-come out uppercased and alphabet-normalised by `normalize_sequence`. Files are plain or gzip (told
-by magic bytes), '-' is stdin, CRLF is fine. Bad input raises `InputError("path:line: what; fix")`.
+come out uppercased and alphabet-normalised by `normalize_sequence`. Files are plain, gzip, bzip2, xz
+or zstd (told by magic bytes), '-' is stdin, CRLF is fine; GenBank, EMBL and FASTQ are read through
+Biopython (`genoml.bioformats`). Bad input raises `InputError("path:line: what; fix")`.
 `atomic_output` writes a file all-or-nothing ('-' = stdout).
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
 import dataclasses
 import gzip
 import hashlib
 import io
 import logging
+import lzma
 import os
 import secrets
 import sys
@@ -27,6 +30,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from genoml.bioformats import bio_raws, sniff_format
 from genoml.errors import InputError, where
 
 log = logging.getLogger(__name__)
@@ -116,20 +120,40 @@ def _decoded(binary, path: str | Path) -> Iterator[TextIO]:
     if not hasattr(binary, "peek"):
         binary = wrapper = io.BufferedReader(binary)  # e.g. a BytesIO standing in for stdin
     kind = compression_of(binary.peek(8)[:8])
-    if kind not in (None, "gzip"):
-        raise InputError(
-            f"{where(path)}: {kind}-compressed input is not supported; decompress it or recompress with gzip"
-        )
-    stream = gzip.GzipFile(fileobj=binary, mode="rb") if kind == "gzip" else binary
+    stream = _decompressed(binary, kind, path)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=None)
     try:
         yield text
     finally:
         text.detach()  # leaves `binary` (maybe sys.stdin.buffer) open
-        if kind == "gzip":
+        if stream is not binary:
             stream.close()
         if wrapper is not None:
             wrapper.detach()
+
+
+def _decompressed(binary, kind: str | None, path: str | Path):
+    """A binary stream of the decompressed bytes (gzip, bzip2, xz, zstd); zip archives are refused."""
+    if kind is None:
+        return binary
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=binary, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(binary, mode="rb")
+    if kind == "xz":
+        return lzma.LZMAFile(binary, mode="rb")
+    if kind == "zstd":
+        try:
+            import zstandard  # optional: only zstd input needs it
+        except ImportError:
+            raise InputError(
+                f"{where(path)}: zstd-compressed input needs the 'zstandard' package (pip install zstandard), "
+                "or decompress it first"
+            ) from None
+        return zstandard.ZstdDecompressor().stream_reader(binary, closefd=False)
+    raise InputError(
+        f"{where(path)}: {kind}-compressed input is not supported; decompress it or recompress with gzip"
+    )
 
 
 def compression_of(head: bytes) -> str | None:
@@ -149,7 +173,14 @@ def _numbered_lines(fh: TextIO, path: str | Path) -> Iterator[tuple[int, str]]:
             if "\x00" in line or not line.isascii():
                 _check_text(line, path, lineno)
             yield lineno, line
-    except (OSError, EOFError, zlib.error) as err:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+        raise InputError(
+            f"{where(path, lineno + 1)}: cannot read ({err}); the file is truncated or corrupt: "
+            "re-download or re-compress it"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - zstandard.ZstdError is not an OSError
+        if type(err).__name__ != "ZstdError":
+            raise
         raise InputError(
             f"{where(path, lineno + 1)}: cannot read ({err}); the file is truncated or corrupt: "
             "re-download or re-compress it"
@@ -972,12 +1003,25 @@ def _read_path(spec: InputSpec) -> Iterator[Record]:
         first = _first_content_line(lines, path, "records")
         lines = chain([first], lines)
         duplicates: set[str] = set()
-        if first[1].startswith(">") or _looks_like_fasta_name(path):
+        if fmt := sniff_format(first[1]):
+            raws = _bio_raw(lines, path, fmt, spec.lenient, duplicates)
+        elif first[1].startswith(">") or _looks_like_fasta_name(path):
             raws = _fasta_raw(lines, path, spec.lenient, duplicates)
         else:
             raws = _table_raw(lines, path, spec.lenient, duplicates)
         records = _normalized(raws, path, spec.alphabet, spec.rna, spec.lenient)
         yield from _flag_duplicates(records, duplicates)
+
+
+def _bio_raw(
+    lines: Iterator[tuple[int, str]], path: str | Path, fmt: str, lenient: bool, duplicates: set[str]
+) -> Iterator[_Raw]:
+    """GenBank/EMBL/FASTQ records (parsed by Biopython) as raw records, duplicate ids checked."""
+    seen = IdRegistry()
+    for rec_id, label, line, seq in bio_raws(lines, path, fmt):
+        if _check_duplicate(rec_id, line, seen, path, lenient):
+            duplicates.add(where(path, line))
+        yield _Raw(rec_id, label, line, [seq], [line], position="position")
 
 
 def _looks_like_fasta_name(path: str | Path) -> bool:

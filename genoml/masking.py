@@ -6,13 +6,39 @@ With `span=k` (overlapping k-mer tokenizers) positions are chosen as contiguous 
 as DNABERT does, and each maximal run of chosen tokens gets one 80/10/10 decision. Guarantee: every
 token replaced by [MASK] contains at least one base that no unmasked token covers, so it cannot be
 read off its overlapping neighbours (proof in `mask_tokens`).
+
+All randomness comes from a `MaskNoise` (four uniform (B, L) tensors). `mask_tokens` draws it from a
+generator; the pretraining batcher draws it once per step for the whole global micro-batch and hands
+each process its rows, so row g of step s is masked the same on 1 or W processes and on resume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass
+class MaskNoise:
+    """Uniform [0, 1) noise, each (B, L): span/token centres, the forced centre of an otherwise empty row,
+    the 80/10/10 decision, and the pick of the random replacement token."""
+
+    centre: torch.Tensor
+    forced: torch.Tensor
+    decision: torch.Tensor
+    pick: torch.Tensor
+
+    @classmethod
+    def draw(cls, shape: tuple[int, int], generator: torch.Generator | None = None) -> MaskNoise:
+        u = torch.rand((4, *shape), generator=generator)  # one call: (4, B, L)
+        return cls(u[0], u[1], u[2], u[3])
+
+    def take(self, rows, length: int) -> MaskNoise:
+        """The noise of `rows` (index list/tensor), cut to the first `length` columns."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return MaskNoise(*(t[rows, :length] for t in (self.centre, self.forced, self.decision, self.pick)))
 
 
 def mask_tokens(
@@ -24,9 +50,10 @@ def mask_tokens(
     rate: float = 0.15,
     span: int = 1,
     generator: torch.Generator | None = None,
-    random_ids: Sequence[int] | None = None,
+    random_ids: Sequence[int] | torch.Tensor | None = None,
     mask_fraction: float = 0.8,
     random_fraction: float = 0.1,
+    noise: MaskNoise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """input_ids (B, L), special_mask (B, L) bool -> (corrupted ids (B, L), labels (B, L)).
 
@@ -37,6 +64,8 @@ def mask_tokens(
     pass the non-special ids so a random replacement is never [CLS] or [PAD].
     `mask_fraction`/`random_fraction`: the 80/10/10 split (evaluation uses 1.0/0.0: every target is
     [MASK], so accuracy measures prediction from context, not copying the visible 10%).
+    `noise`: the (B, L) uniforms to use (see MaskNoise); drawn from `generator` when not given.
+    Everything is batched tensor code: no Python loop over rows or positions.
 
     Why span masking hides every [MASK]ed k-mer: a maximal run of chosen tokens t_a..t_b inside one
     segment has b - a + 1 >= k unless clipped by the segment end; token t_j covers bases j..j+k-1.
@@ -55,48 +84,55 @@ def mask_tokens(
         raise ValueError(
             f"mask_fraction {mask_fraction} + random_fraction {random_fraction} must be in [0, 1]"
         )
+    if noise is None:
+        noise = MaskNoise.draw(tuple(input_ids.shape), generator)
+    elif noise.centre.shape != input_ids.shape:
+        raise ValueError(f"noise {tuple(noise.centre.shape)} does not match input_ids {tuple(input_ids.shape)}")
     maskable = ~special_mask.bool()  # (B, L)
-    chosen = _choose(maskable, rate, span, generator)  # (B, L)
-    decision = torch.rand(input_ids.shape, generator=generator)  # (B, L)
+    chosen = _choose(maskable, rate, span, noise)  # (B, L)
+    decision = noise.decision
     if span > 1:
         decision = _per_run(chosen, decision)
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
-    pool = torch.as_tensor(
-        list(random_ids) if random_ids is not None else range(vocab_size), dtype=input_ids.dtype
-    )
-    random_tok = pool[torch.randint(len(pool), input_ids.shape, generator=generator)]  # (B, L)
-    out = input_ids.clone()
-    to_random = (decision >= mask_fraction) & (decision < mask_fraction + random_fraction)
-    out = torch.where(chosen & (decision < mask_fraction), torch.full_like(out, mask_id), out)
-    out = torch.where(chosen & to_random, random_tok, out)
+    if random_ids is None:
+        pool = torch.arange(vocab_size, dtype=input_ids.dtype)
+    else:
+        pool = torch.as_tensor(random_ids, dtype=input_ids.dtype)
+    pick = (noise.pick * len(pool)).long().clamp_(max=len(pool) - 1)  # (B, L)
+    random_tok = pool[pick]  # (B, L)
+    to_mask = chosen & (decision < mask_fraction)
+    to_random = chosen & (decision >= mask_fraction) & (decision < mask_fraction + random_fraction)
+    out = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
+    out = torch.where(to_random, random_tok, out)
     return out, labels
 
 
-def _choose(
-    maskable: torch.Tensor, rate: float, span: int, generator: torch.Generator | None
-) -> torch.Tensor:
+def _choose(maskable: torch.Tensor, rate: float, span: int, noise: MaskNoise) -> torch.Tensor:
     """(B, L) bool of chosen positions: Bernoulli(rate) tokens, or spans of `span` tokens around centres."""
     B, L = maskable.shape
     p = rate if span == 1 else 1.0 - (1.0 - rate) ** (1.0 / span)
-    centres = (torch.rand((B, L), generator=generator) < p) & maskable  # (B, L)
+    centres = (noise.centre < p) & maskable  # (B, L)
     # a row with nothing chosen still gets one centre, so every row contributes to the loss
     empty = ~centres.any(1) & maskable.any(1)  # (B,)
-    if empty.any():
-        scores = torch.rand((B, L), generator=generator).masked_fill(~maskable, -1.0)
-        forced = torch.zeros_like(centres).scatter_(1, scores.argmax(1, keepdim=True), True)
-        centres = centres | (forced & empty.unsqueeze(1))
+    scores = noise.forced.masked_fill(~maskable, -1.0)
+    forced = torch.zeros_like(centres).scatter_(1, scores.argmax(1, keepdim=True), True)
+    centres = centres | (forced & empty.unsqueeze(1))
     if span == 1:
         return centres
-    left = (span - 1) // 2  # span covers centre-left .. centre-left+span-1
-    grown = torch.zeros_like(centres)
-    for shift in range(-left, span - left):
-        if shift < 0:
-            grown[:, :shift] |= centres[:, -shift:]
-        elif shift > 0:
-            grown[:, shift:] |= centres[:, :-shift]
-        else:
-            grown |= centres
-    return grown & maskable
+    return grow_spans(centres, span) & maskable
+
+
+def grow_spans(centres: torch.Tensor, span: int) -> torch.Tensor:
+    """(B, L) bool centres -> (B, L) bool: a centre c covers c-left .. c-left+span-1, left = (span-1)//2.
+    Position i is covered when a centre lies in [i+left-span+1, i+left]: one cumulative sum per row."""
+    B, L = centres.shape
+    left = (span - 1) // 2
+    csum = torch.zeros((B, L + 1), dtype=torch.int32)
+    csum[:, 1:] = torch.cumsum(centres.to(torch.int32), 1)  # csum[:, j] = centres before column j
+    pos = torch.arange(L)
+    hi = (pos + left + 1).clamp(max=L)
+    lo = (pos + left - span + 1).clamp(min=0, max=L)
+    return (csum[:, hi] - csum[:, lo]) > 0
 
 
 def _per_run(chosen: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -318,41 +318,182 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def looks_local(spec: str) -> bool:
+    """A --model value meant as a path (not a hub id 'org/name'): absolute, ./ ../ ~, or several path parts."""
+    s = str(spec)
+    return s.startswith(("/", ".", "~")) or s.count("/") > 1 or "\\" in s or s.endswith("/")
+
+
+def read_model_config(spec: str, *, revision: str | None = None) -> dict:
+    """config.json of a local folder or hub id as a dict (InputError when missing or malformed)."""
+    import json
+
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        path = local / "config.json"
+        if not path.is_file():
+            raise InputError(f"--model {spec}: not a Hugging Face model folder (no config.json in {local})")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(spec, "config.json", revision=revision))
+        except Exception as e:  # noqa: BLE001 - any hub failure (offline, 404, bad id) means no usable config
+            raise InputError(f"--model {spec}: no config.json from the hub ({type(e).__name__}); {HUB_HINT}") from None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e}); restore the model's config.json") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a JSON object of model settings")
+    return raw
+
+
+def model_type_from_architectures(raw: dict) -> str | None:
+    """The transformers model_type of a config's `architectures` class names (e.g. BertForMaskedLM -> bert)."""
+    from transformers.models.auto import modeling_auto
+
+    by_class: dict[str, str] = {}
+    for attr in dir(modeling_auto):
+        table = getattr(modeling_auto, attr)
+        if attr.endswith("_MAPPING_NAMES") and isinstance(table, dict):
+            for model_type, names in table.items():
+                for name in names if isinstance(names, (list, tuple)) else [names]:
+                    by_class.setdefault(str(name), model_type)
+    for name in raw.get("architectures") or []:
+        if str(name) in by_class:
+            return by_class[str(name)]
+    return None
+
+
+def _quiet_transformers():
+    """Silence transformers' load report while genoml checks the loaded tensors itself."""
+    import contextlib
+
+    from transformers.utils import logging as hf_logging
+
+    @contextlib.contextmanager
+    def quiet():
+        level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+    return quiet()
+
+
 def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code: bool = False):
-    """AutoModel from a local folder or hub id, SDPA attention where supported. Returns the encoder."""
+    """The encoder of a local folder or hub id, never silently wrong.
+
+    A published architecture genoml implements (`genoml.archs.detect`) loads natively, with or without
+    --trust-remote-code; other configs go through AutoModel (SDPA attention where supported). `model_type` is
+    inferred from `architectures` when missing; a config with `auto_map` genoml does not know needs
+    --trust-remote-code. After loading, every checkpoint tensor must be used and every model tensor loaded
+    (known heads aside), else InputError naming the tensors. Any load failure is an InputError, not a traceback.
+    """
     from transformers import AutoConfig, AutoModel
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from genoml import archs
 
     local = Path(spec).expanduser()
     if local.is_dir():
         check_safe_weights(local)
-    elif trust_remote_code and not revision:
+    elif looks_local(spec):
         raise InputError(
-            f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
+            f"--model {spec}: not a local folder (no such directory); give the path of a model folder "
+            "or a genoml run directory"
         )
+    elif trust_remote_code and not revision:
+        # no pin needed when genoml implements the architecture: then no remote code runs at all
+        raw = read_model_config(spec) if hub_reachable() else None
+        if raw is None or not archs.detect(raw):
+            raise InputError(
+                f"--trust-remote-code with hub id '{spec}': pin the code you trust with --revision <commit sha>"
+            )
     elif not hub_reachable():
         raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}")
-    kw = dict(revision=revision, trust_remote_code=trust_remote_code)
+    where = str(local) if local.is_dir() else spec
+    raw = read_model_config(where, revision=revision)
+    native = archs.detect(raw)
     try:
-        config = AutoConfig.from_pretrained(str(local) if local.is_dir() else spec, **kw)
-    except OSError as e:
-        if local.is_dir():
-            raise InputError(f"--model {spec}: not a Hugging Face model folder (no usable config.json): {e}") from None
-        raise InputError(f"--model {spec}: not a local folder, and {HUB_HINT}") from None
-    except ValueError as e:
-        raise InputError(f"--model {spec}: {str(e).splitlines()[0]}") from None
-    if getattr(config, "attention_probs_dropout_prob", 0) and hasattr(config, "attention_probs_dropout_prob"):
-        config.attention_probs_dropout_prob = 0.0  # keeps the fused SDPA path
-    try:
-        model = AutoModel.from_pretrained(
-            str(local) if local.is_dir() else spec, config=config, attn_implementation="sdpa", **kw
-        )
-    except (ValueError, ImportError):
-        model = AutoModel.from_pretrained(str(local) if local.is_dir() else spec, config=config, **kw)
+        with _quiet_transformers():
+            if native:
+                log.info("--model %s: loading natively as %s (no remote code)", spec, native)
+                model = archs.load_native(native, where, config=raw, revision=revision, where=spec)
+                if getattr(model.config, "alibi_starting_size", None) is not None and local.is_dir():
+                    model.genoml_max_tokens = _tokenizer_max_length(local)
+                return model
+            return _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoModel, CONFIG_MAPPING)
+    except GenomlError:
+        raise
     except pickle.UnpicklingError as e:  # a hub download with pickle weights that are not plain tensors
         raise _unsafe(f"--model {spec}", e) from None
     except OSError as e:
-        raise InputError(f"--model {spec}: could not load weights: {str(e).splitlines()[0]}") from None
-    # a masked-LM folder loaded with AutoModel drops the LM head; keep the pooler unused
+        raise InputError(f"--model {spec}: could not load weights: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    except Exception as e:  # noqa: BLE001 - remote code and transformers raise anything; report, never a traceback
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise InputError(
+            f"--model {spec}: loading failed with {type(e).__name__}: {first[:300]}; "
+            "if the model ships its own code it may not support this transformers version "
+            "(see `genoml models` for the architectures genoml loads natively)"
+        ) from None
+
+
+def _tokenizer_max_length(folder: Path) -> int | None:
+    """model_max_length of the folder's tokenizer_config.json when set to a usable size (not the 1e30 default)."""
+    import json
+
+    try:
+        n = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("model_max_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(n) if isinstance(n, int) and 0 < n <= 1_000_000 else None
+
+
+def _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoModel, CONFIG_MAPPING):
+    from genoml import archs
+
+    auto_map = raw.get("auto_map")
+    if auto_map and not trust_remote_code:
+        names = ", ".join(sorted({str(v) for v in (auto_map.values() if isinstance(auto_map, dict) else auto_map)}))
+        raise InputError(
+            f"--model {spec}: config.json asks for modeling code shipped with the model (auto_map: {names}), "
+            "an architecture genoml does not implement natively (`genoml models` lists those it does); "
+            "pass --trust-remote-code (and --revision <commit> for a hub id) to run that code, only if you trust it"
+        )
+    kw = dict(revision=revision, trust_remote_code=trust_remote_code)
+    model_type = raw.get("model_type")
+    if not model_type and not auto_map:
+        model_type = model_type_from_architectures(raw)
+        if model_type is None:
+            raise InputError(
+                f"--model {spec}: config.json has no model_type and its architectures "
+                f"{raw.get('architectures') or '(none)'} name no transformers model; add e.g. "
+                '"model_type": "bert" to config.json'
+            )
+        log.info("--model %s: config.json has no model_type; %s from architectures", spec, model_type)
+        config = CONFIG_MAPPING[model_type].from_dict({k: v for k, v in raw.items() if k != "model_type"})
+    else:
+        try:
+            config = AutoConfig.from_pretrained(where, **kw)
+        except ValueError as e:
+            raise InputError(f"--model {spec}: {str(e).splitlines()[0]}") from None
+    if getattr(config, "attention_probs_dropout_prob", 0) and hasattr(config, "attention_probs_dropout_prob"):
+        config.attention_probs_dropout_prob = 0.0  # keeps the fused SDPA path
+    try:
+        model, info = AutoModel.from_pretrained(
+            where, config=config, attn_implementation="sdpa", output_loading_info=True, **kw
+        )
+    except (ValueError, ImportError):
+        model, info = AutoModel.from_pretrained(where, config=config, output_loading_info=True, **kw)
+    archs.check_loading(info, where=spec, arch=f"{type(model).__name__} (model_type {config.model_type})")
+    # a masked-LM folder loaded with AutoModel drops the LM head; the pooler stays unused
     return model
 
 
@@ -367,9 +508,21 @@ def hidden_layers(encoder: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
+ALIBI_MAX_TOKENS = 2048  # ALiBi has no position table: a default window, not a limit of the model
+
+
 def max_positions(encoder: nn.Module) -> int:
-    """Longest token sequence the encoder accepts (RoBERTa reserves padding_idx + 1 positions)."""
+    """Longest token sequence the encoder accepts (RoBERTa reserves padding_idx + 1 positions).
+
+    HyenaDNA: `max_seq_len`; ALiBi models (DNABERT-2): no position table, so the tokenizer's model_max_length when
+    load_hf_encoder found a sensible one (`encoder.genoml_max_tokens`), else ALIBI_MAX_TOKENS."""
     cfg = encoder.config
+    if getattr(encoder, "genoml_max_tokens", None):
+        return int(encoder.genoml_max_tokens)
+    if getattr(cfg, "alibi_starting_size", None) is not None:
+        return ALIBI_MAX_TOKENS
+    if getattr(cfg, "max_seq_len", None):
+        return int(cfg.max_seq_len)
     n = getattr(cfg, "max_position_embeddings", None) or 512
     if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
         n -= (cfg.pad_token_id or 1) + 1

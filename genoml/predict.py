@@ -32,7 +32,8 @@ class PredictConfig:
     format: str = "tsv"  # tsv | csv | jsonl
     threshold: float | None = None  # None = the run's
     device: str = "auto"
-    batch_tokens: int = 16384
+    precision: str = "auto"  # auto | fp32 | bf16 | int8, see genoml.device.use_bf16
+    batch_tokens: int | None = None  # None: 4096 on CPU, 16384 on CUDA
     chunk_size: int = 4096
     threads: int | None = None
     strict: bool = False
@@ -41,6 +42,8 @@ class PredictConfig:
     labels: str | None = None
     bed: str | None = None
     genome: str | None = None
+    trust_remote_code: bool = False  # a run fine-tuned from a model that ships its own code
+    revision: str | None = None
 
 
 def chunks(it: Iterable, n: int) -> Iterator[list]:
@@ -49,16 +52,11 @@ def chunks(it: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def resolve_device(name: str):
-    import torch
+def resolve_device(name: str) -> str:
+    """--device auto|cpu|cuda -> "cpu" / "cuda[:N]" (InputError for cuda without a GPU); see genoml.device."""
+    from genoml.device import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"--device {name}: use auto, cpu or cuda")
-    return name
+    return str(resolve(name))
 
 
 def columns(meta: dict) -> list[str]:
@@ -163,7 +161,7 @@ def check_config(cfg: PredictConfig) -> None:
     if cfg.format not in ("tsv", "csv", "jsonl"):
         raise InputError(f"--format {cfg.format}: use tsv, csv or jsonl")
     for flag, value in (("--chunk-size", cfg.chunk_size), ("--batch-tokens", cfg.batch_tokens)):
-        if value < 1:
+        if value is not None and value < 1:
             raise InputError(f"{flag}: must be at least 1, got {value}")
     if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
         raise InputError(f"--threshold {cfg.threshold}: a probability threshold must be in [0, 1]")
@@ -182,7 +180,12 @@ def run_predict(cfg: PredictConfig) -> dict:
     check_output_file(cfg.output, flag="-o", inputs=[cfg.input, cfg.bed, cfg.genome, cfg.labels, cfg.model])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens)
+    from genoml.device import resolve_precision
+
+    precision = resolve_precision(cfg.precision)
+    predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens,
+                                     trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+    predictor.precision = precision
     threshold = cfg.threshold if cfg.threshold is not None else meta.get("threshold", 0.5)
     spec = InputSpec(path=None if cfg.bed else cfg.input, bed=cfg.bed, genome=cfg.genome,
                      alphabet=cfg.alphabet or meta.get("alphabet", "auto"), rna=cfg.rna, lenient=not cfg.strict)

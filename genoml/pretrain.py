@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genoml.errors import InputError
-from genoml.masking import mask_tokens
+from genoml.masking import MaskNoise, mask_tokens
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class PretrainConfig:
     dropout: float = 0.1  # hidden dropout while pretraining a new model; the saved config keeps 0.1
     warmup_ratio: float = 0.06
     threads: int | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the encoder
+    prefetch: int = 2  # batches prepared ahead in a background thread (0: on demand)
 
     def validate(self) -> None:
         checks = [
@@ -85,6 +88,7 @@ class PretrainConfig:
             ("--eval-every", self.eval_every >= 1, "at least 1"),
             ("--checkpoint-every", self.checkpoint_every >= 1, "at least 1"),
             ("--dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+            ("--prefetch", self.prefetch >= 0, "0 or more"),
         ]
         for flag, ok, allowed in checks:
             if not ok:
@@ -183,9 +187,8 @@ class Corpus:
     def text(self, offset: int, length: int) -> str:
         return self.data[offset : offset + length].tobytes().decode("ascii")
 
-    def sample(self, rng: np.random.Generator, heldout: bool = False) -> Window:
-        """One window: DNA uniform over start positions (random strand), protein uniform over records
-        (random crop). DNA windows that are mostly N are redrawn (up to 10 times)."""
+    def _draw(self, rng: np.random.Generator, heldout: bool) -> tuple[int, int, int, str]:
+        """(segment, start in segment, length, strand) of one window; the rng draws of `sample`."""
         segs = self.heldout if heldout else self.train
         weights = self._cum[heldout]
         for _ in range(10):
@@ -197,19 +200,60 @@ class Corpus:
                 s = int(rng.integers(len(segs)))
                 start = int(rng.integers(max(1, int(segs.length[s]) - self.window + 1)))
             n = min(self.window, int(segs.length[s]) - start)
-            seq = self.text(int(segs.offset[s]) + start, n)
             strand = "+"
             if self.alphabet == "dna":
                 strand = "-" if rng.integers(2) else "+"
-                if seq.count("N") > MAX_N_FRACTION * len(seq):
+                off = int(segs.offset[s]) + start
+                if np.count_nonzero(self.data[off : off + n] == _N) > MAX_N_FRACTION * n:
                     continue
             break
+        return s, start, n, strand
+
+    def sample(self, rng: np.random.Generator, heldout: bool = False) -> Window:
+        """One window: DNA uniform over start positions (random strand), protein uniform over records
+        (random crop). DNA windows that are mostly N are redrawn (up to 10 times)."""
+        segs = self.heldout if heldout else self.train
+        s, start, n, strand = self._draw(rng, heldout)
+        seq = self.text(int(segs.offset[s]) + start, n)
         rec = int(segs.record[s])
         if strand == "-":
             from genoml.io import reverse_complement
 
             seq = reverse_complement(seq)
         return Window(rec, int(segs.offset[s]) - int(self.offsets[rec]) + start, strand, seq)
+
+    def sample_bases(self, rng: np.random.Generator, heldout: bool = False) -> tuple[Window, np.ndarray]:
+        """`sample` without building strings: (Window with seq="", its letters as a uint8 array (n,)).
+        Same rng draws, so the same window as `sample(rng)`."""
+        segs = self.heldout if heldout else self.train
+        s, start, n, strand = self._draw(rng, heldout)
+        off = int(segs.offset[s]) + start
+        bases = np.asarray(self.data[off : off + n])
+        if strand == "-":
+            bases = _complement_table()[bases[::-1]]
+        rec = int(segs.record[s])
+        return Window(rec, int(segs.offset[s]) - int(self.offsets[rec]) + start, strand, ""), bases
+
+
+_N = ord("N")
+
+
+def _complement_table() -> np.ndarray:
+    """(256,) uint8: byte -> its complement, as genoml.io.reverse_complement maps letters."""
+    global _COMPLEMENT_LUT
+    if _COMPLEMENT_LUT is None:
+        from genoml.io import reverse_complement
+
+        lut = np.arange(256, dtype=np.uint8)
+        for b in range(128):
+            c = reverse_complement(chr(b))
+            if len(c) == 1 and ord(c) < 256:
+                lut[b] = ord(c)
+        _COMPLEMENT_LUT = lut
+    return _COMPLEMENT_LUT
+
+
+_COMPLEMENT_LUT: np.ndarray | None = None
 
 
 def _hash_fraction(data: np.ndarray) -> float:
@@ -281,7 +325,14 @@ def build_corpus_cache(files: list[Path], alphabet: str, cache_dir: Path) -> tup
 
 
 class MaskedBatcher:
-    """Windows -> tokenized, padded, masked tensors. Row RNG: rng(seed, step, row)."""
+    """Windows -> tokenized, padded, masked tensors: `train_batch(micro, rank, world)` -> dict of (B, L) tensors.
+
+    Determinism: the window of row g of step s comes from rng(seed, s, g); the masking noise of the whole
+    global micro-batch comes from one torch generator seeded by (seed, s, micro index) and each process
+    takes its rows' noise, so a row's tokens and mask depend only on (seed, step, row): the same on 1 or W
+    processes, and after a resume. Char / k-mer / residue tokenizers encode the batch as one (B, W) byte
+    matrix through lookup tables (numpy); other tokenizers (BPE, nt-kmer) encode row by row.
+    """
 
     def __init__(
         self, corpus: Corpus, tokenizer, max_tokens: int, cfg: PretrainConfig, debug_dir: Path | None
@@ -292,63 +343,243 @@ class MaskedBatcher:
         if tokenizer.alphabet == "dna" and "N" in tokenizer.vocab:
             unpredictable.add(tokenizer.vocab.index("N"))
         self.targets = [i for i in range(len(tokenizer)) if i not in unpredictable]
+        self._targets = torch.as_tensor(self.targets, dtype=torch.long)
         self._unpredictable = torch.zeros(len(tokenizer), dtype=torch.bool)
         self._unpredictable[sorted(unpredictable)] = True
         self.rows_per_micro = cfg.batch_size // cfg.grad_accum
         self.debug_dir = debug_dir
+        self.encoder = ArrayEncoder.for_tokenizer(tokenizer)
 
     def train_batch(self, micro: int, rank: int, world: int) -> dict:
         step, k = divmod(micro, self.cfg.grad_accum)
         rows = range(k * self.rows_per_micro, (k + 1) * self.rows_per_micro)[rank::world]
-        rngs = [np.random.default_rng([self.cfg.seed, step, g]) for g in rows]
-        windows = [self.corpus.sample(rng) for rng in rngs]
+        drawn = [self.corpus.sample_bases(np.random.default_rng([self.cfg.seed, step, g])) for g in rows]
         if self.debug_dir is not None:
             with open(self.debug_dir / f"samples-rank{rank}.tsv", "a") as f:
                 f.writelines(
                     f"{step}\t{g}\t{w.record}\t{w.start}\t{w.strand}\n"
-                    for g, w in zip(rows, windows, strict=True)
+                    for g, (w, _) in zip(rows, drawn, strict=True)
                 )
-        return self.collate([w.seq for w in windows], rngs)
+        noise = self._noise(self.cfg.seed, step, k)
+        return self._batch([b for _, b in drawn], noise, [g - k * self.rows_per_micro for g in rows])
 
-    def collate(self, seqs: list[str], rngs: list[np.random.Generator], mask_only: bool = False) -> dict:
-        """input_ids, attention_mask, labels: (B, L) with L the longest row here. `mask_only`: every
-        target becomes [MASK] (held-out set), else 80/10/10."""
-        encs = [self.tok.encode(s, self.max_tokens) for s in seqs]
-        L = max(len(e.ids) for e in encs)
-        ids = torch.full((len(encs), L), self.tok.pad_id, dtype=torch.long)
-        special = torch.ones((len(encs), L), dtype=torch.bool)
-        for r, e in enumerate(encs):
-            ids[r, : len(e.ids)] = torch.as_tensor(e.ids)
-            special[r, : len(e.ids)] = torch.as_tensor(e.special_mask)
-        attention = (torch.arange(L)[None, :] < torch.as_tensor([len(e.ids) for e in encs])[:, None]).long()
+    def _noise(self, *key: int, rows: int | None = None) -> MaskNoise:
+        """Masking noise (rows_per_micro, max_tokens) of one global micro-batch, from one generator."""
+        seed = int(np.random.SeedSequence([*key, 0x6D61736B]).generate_state(1, np.uint64)[0] >> 1)
+        g = torch.Generator().manual_seed(seed)
+        return MaskNoise.draw((rows or self.rows_per_micro, self.max_tokens), g)
+
+    def _batch(self, bases: list[np.ndarray], noise: MaskNoise, noise_rows: list[int], mask_only: bool = False) -> dict:
+        """Letters of each row (uint8 arrays) -> input_ids, attention_mask, labels: (B, L), L the longest row."""
+        ids, special, lengths = self.encoder.encode(bases, self.max_tokens)  # (B, L) each, (B,)
+        L = ids.shape[1]
+        attention = (torch.arange(L)[None, :] < lengths[:, None]).long()  # (B, L)
         special |= self._unpredictable[ids]
-        masked, labels = [], []
-        for r, rng in enumerate(rngs):
-            g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            x, y = mask_tokens(
-                ids[r : r + 1],
-                special[r : r + 1],
-                mask_id=self.tok.mask_id,
-                vocab_size=len(self.tok),
-                rate=self.cfg.mask_rate,
-                span=self.span,
-                generator=g,
-                random_ids=self.targets,
-                mask_fraction=1.0 if mask_only else 0.8,
-                random_fraction=0.0 if mask_only else 0.1,
-            )
-            masked.append(x)
-            labels.append(y)
-        return {"input_ids": torch.cat(masked), "attention_mask": attention, "labels": torch.cat(labels)}
+        masked, labels = mask_tokens(
+            ids,
+            special,
+            mask_id=self.tok.mask_id,
+            vocab_size=len(self.tok),
+            rate=self.cfg.mask_rate,
+            span=self.span,
+            random_ids=self._targets,
+            mask_fraction=1.0 if mask_only else 0.8,
+            random_fraction=0.0 if mask_only else 0.1,
+            noise=noise.take(noise_rows, L),
+        )
+        return {"input_ids": masked, "attention_mask": attention, "labels": labels}
+
+    def collate(self, seqs: list[str], key: tuple[int, ...], mask_only: bool = False) -> dict:
+        """Sequences -> a masked batch (as `train_batch` builds it), noise seeded by `key`. `mask_only`: every
+        target becomes [MASK] (held-out set), else 80/10/10."""
+        bases = [np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8) for s in seqs]
+        noise = self._noise(*key, rows=len(seqs))
+        return self._batch(bases, noise, list(range(len(seqs))), mask_only=mask_only)
 
     def heldout_batches(self, n: int, batch: int = 64) -> list[dict]:
         """A fixed held-out set: n windows and their masks (every target [MASK]), apart from the training stream."""
         rngs = [np.random.default_rng([self.cfg.seed, 2**32 - 1, j]) for j in range(n)]
-        windows = [self.corpus.sample(rng, heldout=True) for rng in rngs]
-        return [
-            self.collate([w.seq for w in windows[i : i + batch]], rngs[i : i + batch], mask_only=True)
-            for i in range(0, n, batch)
-        ]
+        windows = [self.corpus.sample_bases(rng, heldout=True)[1] for rng in rngs]
+        out = []
+        for i in range(0, n, batch):
+            rows = windows[i : i + batch]
+            noise = self._noise(self.cfg.seed, 2**32 - 1, i, rows=len(rows))
+            out.append(self._batch(rows, noise, list(range(len(rows))), mask_only=True))
+        return out
+
+
+class ArrayEncoder:
+    """Batch tokenization of letter arrays as numpy operations, identical to `tokenizer.encode(seq, max_tokens)`.
+
+    encode(list of (n_i,) uint8 arrays, max_tokens) -> ids (B, L) long, special (B, L) bool, lengths (B,) long,
+    padded with the tokenizer's pad id (special=True on padding). Char/residue tokenizers: one 256-entry
+    table; DNABERT k-mers: base codes combined k at a time, [UNK] for k-mers with a non-ACGT letter.
+    Anything else (BPE, nt-kmer, HF) falls back to `tokenizer.encode` per row.
+    """
+
+    def __init__(self, tokenizer, table: np.ndarray | None, k: int = 0):
+        self.tok, self.table, self.k = tokenizer, table, k
+
+    @classmethod
+    def for_tokenizer(cls, tok) -> ArrayEncoder:
+        from genoml.tokenizers import KmerTokenizer, _ResidueTokenizer
+
+        if isinstance(tok, _ResidueTokenizer):
+            table = np.frombuffer(tok._table, dtype=np.uint8).astype(np.int64)
+            upper = np.arange(256)
+            upper[ord("a") : ord("z") + 1] -= 32  # encode() upper-cases ASCII first
+            return cls(tok, table[upper])
+        if isinstance(tok, KmerTokenizer):
+            lut = tok._lut.copy()
+            lut[ord("a") : ord("z") + 1] = tok._lut[ord("A") : ord("Z") + 1]
+            return cls(tok, lut, tok.k)
+        return cls(tok, None)
+
+    def encode(self, rows: list[np.ndarray], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tok = self.tok
+        if self.table is None:
+            encs = [tok.encode(r.tobytes().decode("ascii", "replace"), max_tokens) for r in rows]
+            return _pad([np.asarray(e.ids) for e in encs], [np.asarray(e.special_mask) for e in encs], tok.pad_id)
+        limit = max_tokens - tok.n_special
+        k = self.k
+        keep = limit + k - 1 if k else limit  # letters used per row
+        n = np.asarray([min(len(r), keep) for r in rows])  # (B,)
+        W = int(n.max()) if len(rows) else 0
+        letters = np.zeros((len(rows), max(W, 1)), dtype=np.uint8)  # (B, W)
+        for i, r in enumerate(rows):
+            letters[i, : n[i]] = r[: n[i]]
+        if k == 0:
+            content = self.table[letters]  # (B, W)
+            count = n
+        else:
+            codes = self.table[letters]  # (B, W) 0..3, 4 = not ACGT
+            count = np.where(n >= k, n - k + 1, np.where(n > 0, 1, 0))  # short non-empty rows: one [UNK]
+            width = max(int(count.max()) if len(rows) else 0, 1)
+            m = max(W - k + 1, 1)
+            content = np.zeros((len(rows), m), dtype=np.int64)
+            bad = np.zeros((len(rows), m), dtype=bool)
+            for j in range(k):
+                part = codes[:, j : j + m] if W >= k else np.full((len(rows), m), 4)
+                content = (content << 2) + np.minimum(part, 3)
+                bad |= part == 4
+            from genoml.tokenizers import BERT_SPECIALS
+
+            content = np.where(bad, tok.unk_id, content + len(BERT_SPECIALS))
+            content = content[:, :width] if content.shape[1] >= width else np.pad(content, ((0, 0), (0, width - content.shape[1])))
+            content[(n > 0) & (n < k), 0] = tok.unk_id
+        B, C = content.shape
+        L = tok.n_prefix + int(count.max() if B else 0) + tok.n_suffix
+        ids = np.full((B, L), tok.pad_id, dtype=np.int64)
+        special = np.ones((B, L), dtype=bool)
+        cols = np.arange(C)[None, :]
+        inside = cols < count[:, None]  # (B, C) real content tokens
+        p = tok.n_prefix
+        ids[:, p : p + C][inside] = content[inside]
+        special[:, p : p + C][inside] = False
+        if tok.cls_id is not None:
+            ids[:, 0] = tok.cls_id
+        if tok.eos_id is not None:
+            ids[np.arange(B), p + count] = tok.eos_id
+        lengths = count + tok.n_special
+        return torch.from_numpy(ids), torch.from_numpy(special), torch.from_numpy(lengths.astype(np.int64))
+
+
+def _pad(ids: list[np.ndarray], special: list[np.ndarray], pad_id: int):
+    L = max(len(x) for x in ids)
+    out = np.full((len(ids), L), pad_id, dtype=np.int64)
+    sp = np.ones((len(ids), L), dtype=bool)
+    for r, (x, s) in enumerate(zip(ids, special, strict=True)):
+        out[r, : len(x)] = x
+        sp[r, : len(x)] = s
+    lengths = np.asarray([len(x) for x in ids], dtype=np.int64)
+    return torch.from_numpy(out), torch.from_numpy(sp), torch.from_numpy(lengths)
+
+
+class Prefetcher:
+    """Runs `get_batch(micro, rank, world)` for the next `depth` micro-steps in a background thread, so the
+    training step does not wait for the batcher. `get_batch` must be a pure function of its arguments (the
+    batcher is), so prefetched batches equal the ones computed on demand; an unexpected index (resume, a
+    jump) restarts the stream there. With `pin` (CUDA) batches are in pinned memory, so the host-to-device
+    copy does not block. An exception raised while preparing a batch is raised where that batch is asked for.
+    `limit`: first micro index never prepared (the end of training).
+    """
+
+    def __init__(self, get_batch, *, depth: int = 2, limit: int | None = None, pin: bool = False):
+        import threading
+
+        self.get_batch, self.depth, self.limit, self.pin = get_batch, max(1, depth), limit, pin
+        self._cv = threading.Condition()
+        self._ready: dict[int, tuple[bool, object]] = {}
+        self._gen = 0  # bumped on every restart: results of an older stream are dropped
+        self._next: int | None = None  # next micro index the worker prepares
+        self._want: int | None = None  # the index the consumer is expected to ask for next
+        self._args: tuple[int, int] = (0, 1)
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.wait_s = 0.0  # time the consumer spent waiting for batches
+
+    def __call__(self, micro: int, rank: int, world: int) -> dict:
+        import threading
+
+        with self._cv:
+            if self._thread is None or self._want != micro or self._args != (rank, world):
+                self._gen += 1
+                self._ready.clear()
+                self._next, self._args = micro, (rank, world)
+                if self._thread is None:
+                    self._stop = False
+                    self._thread = threading.Thread(target=self._work, name="genoml-batcher", daemon=True)
+                    self._thread.start()
+                self._cv.notify_all()
+            self._want = micro + 1
+            t0 = time.perf_counter()
+            while micro not in self._ready:
+                self._cv.wait()
+            self.wait_s += time.perf_counter() - t0
+            ok, value = self._ready.pop(micro)
+            self._cv.notify_all()
+        if not ok:
+            self.close()
+            raise value
+        return value
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stop and (
+                    self._next is None
+                    or len(self._ready) >= self.depth
+                    or (self.limit is not None and self._next >= self.limit)
+                ):
+                    self._cv.wait()
+                if self._stop:
+                    return
+                micro, (rank, world), gen = self._next, self._args, self._gen
+                self._next += 1
+            try:
+                batch = self.get_batch(micro, rank, world)
+                if self.pin:
+                    batch = {n: v.pin_memory() if torch.is_tensor(v) else v for n, v in batch.items()}
+                item = (True, batch)
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer and raised there
+                item = (False, e)
+            with self._cv:
+                if gen == self._gen:
+                    self._ready[micro] = item
+                    if not item[0]:
+                        self._next = None  # prepare nothing more until the consumer restarts the stream
+                self._cv.notify_all()
+
+    def close(self) -> None:
+        """Stop the worker thread (it finishes the batch in progress)."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=30)
+        with self._cv:
+            self._ready.clear()
 
 
 # ---------------------------------------------------------------- objective and evaluation
@@ -384,10 +615,13 @@ class MaskedLMObjective(nn.Module):
 
 def evaluate_heldout(model: nn.Module, batches: list[dict]) -> dict:
     """Masked-token loss, perplexity and accuracy over the fixed held-out batches."""
-    device = next(model.parameters()).device
+    from genoml.device import autocast, model_device
+
+    device = model_device(model)
     total_loss, correct, count = 0.0, 0, 0
     for b in batches:
-        loss, logits, targets = model(**{k: v.to(device) for k, v in b.items()})
+        with autocast(device):
+            loss, logits, targets = model(**{k: v.to(device) for k, v in b.items()})
         total_loss += float(loss) * targets.numel()
         correct += int((logits.argmax(-1) == targets).sum())
         count += targets.numel()
@@ -484,6 +718,27 @@ def _resolve_model_folder(spec: str) -> Path:
         ) from None
 
 
+def _refuse_foreign_code(spec, folder: Path) -> None:
+    """Masked-LM training runs transformers' own classes only: a native-only architecture (genoml implements its
+    encoder, not its LM head) or a config asking for remote code would load as something else."""
+    from genoml.archs import detect
+    from genoml.models import read_model_config
+
+    raw = read_model_config(str(folder))
+    native = detect(raw)
+    if native:
+        raise InputError(
+            f"--model {spec}: masked-LM training (pretrain --model, finetune --adapt-steps) of the published "
+            f"{native} architecture is not supported: genoml implements its encoder, not its LM head; fine-tune "
+            "it without --adapt-steps"
+        )
+    if raw.get("auto_map"):
+        raise InputError(
+            f"--model {spec}: config.json asks for modeling code shipped with the model (auto_map); masked-LM "
+            "training runs transformers' own classes only; use a model without auto_map"
+        )
+
+
 def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
     """(tokenizer, masked LM, alphabet): a new preset model, or a HF masked LM for continued pretraining.
     `corpus_tokenizer`: a tokenizer learned from the corpus (--tokenizer bpe:V), used as is."""
@@ -497,13 +752,21 @@ def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
 
         folder = _resolve_model_folder(cfg.model)
         check_safe_weights(folder)
+        _refuse_foreign_code(cfg.model, folder)
         tokenizer = load_tokenizer(folder)
         try:
-            mlm = AutoModelForMaskedLM.from_pretrained(str(folder), attn_implementation="sdpa")
+            mlm, info = AutoModelForMaskedLM.from_pretrained(
+                str(folder), attn_implementation="sdpa", output_loading_info=True
+            )
         except (OSError, ValueError) as e:
             raise InputError(
                 f"--model {cfg.model}: not a masked-LM folder transformers can load: {str(e).splitlines()[0]}"
             ) from None
+        from genoml.archs import check_loading
+
+        # an encoder-only checkpoint may start a new LM head; anything else must load
+        info = {**info, "missing_keys": [k for k in info.get("missing_keys", ()) if not k.startswith(("cls.", "lm_head."))]}
+        check_loading(info, where=str(cfg.model), arch=f"{type(mlm).__name__} (model_type {mlm.config.model_type})")
         return tokenizer, mlm, tokenizer.alphabet
     alphabet = cfg.alphabet
     if corpus_tokenizer is not None:
@@ -569,15 +832,17 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     """
     from accelerate import PartialState
 
+    from genoml.device import resolve_device
     from genoml.runs import prepare_run_dir
     from genoml.tokenizers import bpe_vocab_size
     from genoml.train import force_cpu
 
     cfg.validate()
+    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     files = _input_files(cfg.inputs)
-    state = PartialState(cpu=force_cpu())
+    state = PartialState(cpu=force_cpu() or device.type == "cpu")
     torch.manual_seed(cfg.seed)
     bpe = bpe_vocab_size(cfg.tokenizer)
     if bpe:  # the vocabulary is learned from the corpus, after the cache is built
@@ -610,7 +875,10 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
 
 
 def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, tokenizer, mlm) -> Path:
+    from genoml.device import resolve_device
     from genoml.train import TrainConfig, Trainer
+
+    device = resolve_device(cfg.device)
 
     with state.main_process_first():
         data_path, index = build_corpus_cache(files, alphabet, out / "cache")
@@ -627,6 +895,8 @@ def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, to
     baselines = frequency_baselines(batcher, heldout) if state.is_main_process else {}
     if state.is_main_process:
         _log_setup(cfg, mlm, corpus, tokenizer, max_tokens, baselines, state.num_processes)
+    if cfg.compile:
+        compile_encoder_(mlm)
     objective = MaskedLMObjective(mlm)
     tcfg = TrainConfig(
         max_steps=cfg.max_steps,
@@ -639,17 +909,28 @@ def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, to
         log_every=cfg.log_every,
         time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
         eval_at_start=True,
+        device=cfg.device,
     )
     t0 = time.time()
+    prefetch = (
+        Prefetcher(batcher.train_batch, depth=cfg.prefetch, limit=cfg.max_steps * cfg.grad_accum,
+                   pin=device.type == "cuda")
+        if cfg.prefetch else None
+    )
     trainer = Trainer(
         objective,
         tcfg,
         out,
-        get_batch=batcher.train_batch,
+        get_batch=prefetch or batcher.train_batch,
         loss_fn=lambda m, b: m(**b)[0],
         evaluate=lambda m: evaluate_heldout(m, heldout),
     )
-    result = trainer.fit(resume=cfg.resume)
+    try:
+        result = trainer.fit(resume=cfg.resume)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+            log.debug("training waited %.2f s for batches", prefetch.wait_s)
     if state.is_main_process:
         _save_outputs(
             out,
@@ -668,6 +949,15 @@ def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, to
         record_outputs(out)
     state.wait_for_everyone()
     return out
+
+
+def compile_encoder_(mlm: nn.Module) -> nn.Module:
+    """--compile: torch.compile the encoder in place (parameter names, hence checkpoints, unchanged)."""
+    try:
+        mlm.base_model.compile()
+    except Exception as e:  # noqa: BLE001 - compilation is an optimisation: report and run eagerly
+        log.warning("--compile: torch.compile failed (%s); training without it", str(e).splitlines()[0][:200])
+    return mlm
 
 
 def _check_window(cfg: PretrainConfig, tokenizer, mlm) -> None:

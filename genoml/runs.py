@@ -71,8 +71,11 @@ def save_model(model, folder: Path, meta: dict[str, Any]) -> None:
     (folder / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
 
-def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int = 16384) -> tuple[Predictor, dict]:
-    """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only)."""
+def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int = 16384, trust_remote_code: bool = False,
+                   revision: str | None = None) -> tuple[Predictor, dict]:
+    """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only).
+
+    `trust_remote_code` is needed only for a run fine-tuned from a model whose code genoml does not implement."""
     from safetensors.torch import load_file
 
     from genoml.checks import check_safetensors
@@ -110,7 +113,7 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
         return Predictor(None, kmer=KmerLinear.load(folder), **common), meta
     tokenizer = load_tokenizer(folder)
     if meta["arch"] == "hf":
-        encoder = load_hf_encoder(str(folder))
+        encoder = load_hf_encoder(str(folder), revision=revision, trust_remote_code=trust_remote_code)
         model = SequenceModel("hf", encoder, labels.n_out, tokenizer=tokenizer, labels=labels.names,
                               task=labels.task, pooling=meta.get("pooling", "mean"), head=meta.get("head", "linear"))
         model.classifier.load_state_dict(load_file(str(folder / "head.safetensors")))

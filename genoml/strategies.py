@@ -22,6 +22,10 @@ LORA_TARGETS = {
     "esm": ["query", "key", "value"],
     "distilbert": ["q_lin", "k_lin", "v_lin"],
     "nucleotide_transformer": ["query", "key", "value"],
+    "genoml_ntv2": ["query", "key", "value"],
+    "genoml_dnabert2": ["Wqkv"],  # DNABERT-2's fused query/key/value projection
+    "genoml_gena": ["query", "key", "value"],
+    "genoml_hyenadna": ["in_proj", "out_proj"],  # the Hyena operator's projections (it has no attention)
 }
 
 

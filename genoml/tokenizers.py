@@ -2,9 +2,9 @@
 
 Contract: ``encode(seq)`` returns ``Encoding(ids, offsets, special_mask)``; every sequence token carries the
 [start, end) span of ``seq`` it covers, special tokens carry (0, 0). Specs: ``kmer:K`` (DNABERT overlapping
-k-mers), ``nt-kmer:K`` (Nucleotide Transformer chunks), ``char``, ``esm`` (ESM-2), ``protbert``; ``hf`` wraps
-any local Hugging Face tokenizer. ``save_pretrained`` writes files ``transformers.AutoTokenizer`` loads with the
-same ids; ``load_tokenizer`` reads them (or a foreign HF folder) back. Input is upper-cased before lookup.
+k-mers), ``nt-kmer:K`` (Nucleotide Transformer chunks), ``char``, ``hyena`` (HyenaDNA), ``esm`` (ESM-2),
+``protbert``; ``hf`` wraps any local Hugging Face tokenizer. ``save_pretrained`` writes files
+``transformers.AutoTokenizer`` loads with the same ids; ``load_tokenizer`` reads them (or a foreign HF folder) back. Input is upper-cased before lookup.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ NT_SPECIALS = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
 ESM_VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
 PROTBERT_VOCAB = [*BERT_SPECIALS, *"LAGVESIKRDTPNQFYMHCWXUBZO"]
 CHAR_VOCAB = [*BERT_SPECIALS, *"ACGTN"]
+HYENA_VOCAB = ["[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]", *"ACGTN"]  # HyenaDNATokenizer
 DNABERT_BASES = "ATCG"  # DNABERT and Nucleotide Transformer enumerate k-mers in product("ATCG") order
 _ACGT_RUN = re.compile(r"[ACGT]+")
 _DNA_LETTERS = frozenset("ACGTUN")
@@ -271,9 +272,12 @@ class NTKmerTokenizer(SequenceTokenizer):
     """Nucleotide Transformer (v2) non-overlapping k-mers: ``<cls>`` then tokens, no ``<eos>``.
 
     Vocabulary: ``<unk> <pad> <mask> <cls> <eos> <bos>``, all k-mers in product("ATCG") order, then
-    ``A T C G N`` (4107 tokens for k = 6, as InstaDeepAI/nucleotide-transformer-v2). As NT does, the sequence is
-    split at every N (and, here, at any other non-ACGT letter, which becomes ``<unk>``); each ACGT run is cut
-    left to right into k-mers and a tail shorter than k falls back to single-base tokens.
+    ``A T C G N`` (4107 tokens for k = 6, as InstaDeepAI/nucleotide-transformer-v2). Ids equal the published
+    ``EsmTokenizer``'s (greedy longest vocabulary match, left to right): each ACGT run is cut left to right into
+    k-mers, a tail shorter than k falls back to single-base tokens, N is its own token, and a run of other letters
+    is ONE ``<unk>`` (EsmTokenizer maps the unmatched stretch as one word). The published NT v2 tokenizer prepends
+    ``<cls>`` and appends nothing. Unlike it, genoml upper-cases first (EsmTokenizer maps a lower-case stretch to
+    one ``<unk>``).
     """
 
     def __init__(self, k: int) -> None:
@@ -294,27 +298,45 @@ class NTKmerTokenizer(SequenceTokenizer):
         self._single_id = {tok: first_single + i for i, tok in enumerate(self.vocab[first_single:])}
 
     def _encode_content(self, seq, limit):
-        k, single, unk = self.k, self._single_id, self.unk_id
-        if limit is not None:
-            seq = seq[: limit * k]  # no token covers more than k bases
+        k, single = self.k, self._single_id
+        budget = len(seq) if limit is None else limit  # tokens to produce; a long input stops early
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         pos = 0
         for match in _ACGT_RUN.finditer(seq):
             start, end = match.span()
-            ids.extend(single.get(seq[i], unk) for i in range(pos, start))  # N / other letters, one each
-            offsets.extend((i, i + 1) for i in range(pos, start))
-            full = start + (end - start) // k * k
+            self._encode_gap(seq, pos, start, ids, offsets)
+            pos = end
+            if len(ids) >= budget:
+                break
+            full = start + min((end - start) // k, budget - len(ids)) * k
             ids.extend(self._kmer_id[seq[i : i + k]] for i in range(start, full, k))
             offsets.extend((i, i + k) for i in range(start, full, k))
-            ids.extend(single[seq[i]] for i in range(full, end))
-            offsets.extend((i, i + 1) for i in range(full, end))
-            pos = end
-        ids.extend(single.get(seq[i], unk) for i in range(pos, len(seq)))
-        offsets.extend((i, i + 1) for i in range(pos, len(seq)))
-        if limit is not None:
-            return ids[:limit], offsets[:limit]
-        return ids, offsets
+            tail = range(full, min(end, full + budget - len(ids)))
+            ids.extend(single[seq[i]] for i in tail)
+            offsets.extend((i, i + 1) for i in tail)
+            if len(ids) >= budget:
+                break
+        else:
+            self._encode_gap(seq, pos, len(seq), ids, offsets)
+        return ids[:budget], offsets[:budget]
+
+    def _encode_gap(self, seq: str, start: int, end: int, ids: list[int], offsets: list[tuple[int, int]]) -> None:
+        """Letters between ACGT runs: each N its own token, each run of other letters one <unk>."""
+        n_id = self._single_id["N"]
+        i = start
+        while i < end:
+            if seq[i] == "N":
+                ids.append(n_id)
+                offsets.append((i, i + 1))
+                i += 1
+                continue
+            j = i + 1
+            while j < end and seq[j] != "N":
+                j += 1
+            ids.append(self.unk_id)
+            offsets.append((i, j))
+            i = j
 
     def max_bases(self, max_tokens: int) -> int:
         """Bases in ``max_tokens`` when every token is a full k-mer (an upper bound when N is present)."""
@@ -365,6 +387,55 @@ class CharTokenizer(_ResidueTokenizer):
 
     def _hf_text_convention(self) -> str:
         return "space-separated bases"
+
+
+class HyenaTokenizer(_ResidueTokenizer):
+    """HyenaDNA characters, ids as the published ``HyenaDNATokenizer`` (LongSafari/hyenadna-*-hf):
+    ``[CLS]`` 0, ``[SEP]`` 1, ``[BOS]`` 2, ``[MASK]`` 3, ``[PAD]`` 4, ``[RESERVED]`` 5, ``[UNK]`` 6, A C G T N 7..11.
+
+    ``seq [SEP]``: the published tokenizer appends ``[SEP]`` and no ``[CLS]``; other letters are ``[UNK]``. Unlike
+    it, genoml upper-cases first (the published one maps lower-case letters to ``[UNK]``) and pads on the right (the
+    model is causal, so right padding leaves the valid positions unchanged; the published default is left).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "hyena",
+            "dna",
+            HYENA_VOCAB,
+            pad="[PAD]",
+            unk="[UNK]",
+            mask="[MASK]",
+            cls=None,
+            eos="[SEP]",
+            extra_special=["[CLS]", "[BOS]", "[RESERVED]"],
+        )
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """vocab.txt + genoml_tokenizer.json, and a tokenizer.json that ``AutoTokenizer`` loads with the same ids."""
+        from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+
+        super().save_pretrained(folder)
+        tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(self.vocab)}, unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per letter
+        sep = self.token_to_id["[SEP]"]
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A [SEP]", pair="$A [SEP] $B [SEP]", special_tokens=[("[SEP]", sep)]
+        )
+        tok.save(str(Path(folder) / "tokenizer.json"))
+
+    def _hf_config(self) -> dict:
+        return {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "unk_token": "[UNK]",
+            "pad_token": "[PAD]",
+            "mask_token": "[MASK]",
+            "sep_token": "[SEP]",
+            "eos_token": "[SEP]",
+            "cls_token": "[CLS]",
+            "bos_token": "[BOS]",
+            "padding_side": "right",
+        }
 
 
 class EsmTokenizer(_ResidueTokenizer):
@@ -429,15 +500,17 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-SPEC_HELP = "kmer:K (K=3..6), nt-kmer:K (K=2..6), char, esm, protbert; bpe:V (pretrain only)"
+SPEC_HELP = "kmer:K (K=3..6), nt-kmer:K (K=2..6), char, hyena, esm, protbert; bpe:V (pretrain only)"
 BPE_VOCAB_RANGE = range(32, 65537)
 
 
 def build_tokenizer(spec: str) -> SequenceTokenizer:
-    """Tokenizer for ``spec``: ``kmer:6``, ``nt-kmer:6``, ``char``, ``esm`` or ``protbert``."""
+    """Tokenizer for ``spec``: ``kmer:6``, ``nt-kmer:6``, ``char``, ``hyena``, ``esm`` or ``protbert``."""
     name, _, arg = str(spec).strip().lower().partition(":")
-    if name in ("char", "esm", "protbert") and not arg:
-        return {"char": CharTokenizer, "esm": EsmTokenizer, "protbert": ProtBertTokenizer}[name]()
+    if name in ("char", "hyena", "esm", "protbert") and not arg:
+        return {"char": CharTokenizer, "hyena": HyenaTokenizer, "esm": EsmTokenizer, "protbert": ProtBertTokenizer}[
+            name
+        ]()
     if name in ("kmer", "nt-kmer"):
         sizes = KMER_SIZES if name == "kmer" else NT_KMER_SIZES
         if arg.isdigit() and int(arg) in sizes:
@@ -509,14 +582,17 @@ def _known_vocab_sizes() -> dict[int, list[str]]:
         sizes.setdefault(len(BERT_SPECIALS) + 4**k, []).append(f"kmer:{k}")
     for k in NT_KMER_SIZES:
         sizes.setdefault(len(NT_SPECIALS) + 4**k + 5, []).append(f"nt-kmer:{k}")
-    for spec, vocab in (("char", CHAR_VOCAB), ("esm", ESM_VOCAB), ("protbert", PROTBERT_VOCAB)):
+    for spec, vocab in (("char", CHAR_VOCAB), ("hyena", HYENA_VOCAB), ("esm", ESM_VOCAB), ("protbert", PROTBERT_VOCAB)):
         sizes.setdefault(len(vocab), []).append(spec)
     return sizes
 
 
 def spec_for_vocab(vocab: Sequence[str]) -> str | None:
-    """The genoml spec whose vocabulary equals ``vocab`` id for id, or None."""
+    """The genoml spec whose vocabulary equals ``vocab`` id for id, or None. Trailing empty entries (a vocab.txt
+    ending in a blank line, as ProtBert's does) are ignored: no tokenizer ever produces them."""
     vocab = list(vocab)
+    while vocab and vocab[-1] == "":
+        vocab.pop()
     for spec in _known_vocab_sizes().get(len(vocab), []):
         if build_tokenizer(spec).vocab == vocab:
             return spec
@@ -543,10 +619,10 @@ def load_tokenizer(folder: str | Path) -> SequenceTokenizer:
     try:
         hf = _auto_tokenizer(folder)
     except InputError:
-        spec = _spec_from_vocab_file(folder / "vocab.txt")
+        spec = _spec_from_vocab_file(folder / "vocab.txt") or _spec_from_model_config(folder / "config.json")
         if spec is None:
             raise
-        logger.info("%s: AutoTokenizer failed; vocab.txt matches %s", folder, spec)
+        logger.info("%s: AutoTokenizer failed; vocab.txt / config.json name genoml tokenizer %s", folder, spec)
         return build_tokenizer(spec)
     spec = spec_for_vocab(_ordered_vocab(hf))
     if spec is not None:
@@ -578,6 +654,18 @@ def _spec_from_vocab_file(path: Path) -> str | None:
     if not path.is_file():
         return None
     return spec_for_vocab(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def _spec_from_model_config(path: Path) -> str | None:
+    """'hyena' for a HyenaDNA config.json: its HyenaDNATokenizer ships as remote code (or not at all), and its
+    fixed character vocabulary is genoml's ``hyena`` tokenizer."""
+    from genoml.archs import detect
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "hyena" if detect(raw) == "hyenadna" else None
 
 
 def _auto_tokenizer(folder: Path):
@@ -726,6 +814,8 @@ class HFTokenizer(SequenceTokenizer):
             offsets = [
                 (0, 0) if sp else self._to_seq_span(s, e, len(seq)) for (s, e), sp in zip(spans, special)
             ]
+            if self.mode == "raw":
+                offsets = _close_gaps(offsets, special)
             encodings.append(_truncate(Encoding(ids, offsets, special), limit))
         return encodings
 
@@ -775,6 +865,19 @@ class HFTokenizer(SequenceTokenizer):
         self.hf.save_pretrained(str(folder))
         meta = {"spec": "hf", "mode": self.mode, "k": self.k, "vocab_size": len(self)}
         _write_json(folder / GENOML_TOKENIZER_FILE, meta)
+
+
+def _close_gaps(offsets: list[tuple[int, int]], special: list[bool]) -> list[tuple[int, int]]:
+    """Extend a token's span back over letters no token covers: a normalizer that rewrites a run (GENA-LM maps
+    N{10,} to one '-' token) leaves the token aligned to the run's last letter only."""
+    out, end = list(offsets), 0
+    for i, ((start, stop), sp) in enumerate(zip(offsets, special)):
+        if sp:
+            continue
+        if start > end:
+            out[i] = (end, stop)
+        end = max(end, stop)
+    return out
 
 
 def _is_bracketed(tok: str) -> bool:

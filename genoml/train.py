@@ -65,6 +65,7 @@ class TrainConfig:
     eval_at_start: bool = False  # also evaluate the untrained model (step 0), e.g. for a loss curve
     schedule: str = "linear"  # linear | cosine | constant (after warmup)
     mixed_precision: str | None = None  # None = bf16 on CUDA, "no" on CPU
+    device: str | None = None  # None/"auto": CUDA when available; "cpu" keeps training on the CPU; "cuda"
     find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
     fit_schedule_to_budget: bool = True  # with a time budget, decay the lr to 0 when the budget is spent
 
@@ -108,6 +109,13 @@ class _State:
     elapsed_s: float = 0.0
     stopped: str | None = None
     last_eval_step: int = -1
+
+
+def _to(v, device: torch.device):
+    """A batch value on the training device (pinned CPU tensors are copied without blocking the host)."""
+    if not torch.is_tensor(v) or v.device == device:
+        return v
+    return v.to(device, non_blocking=device.type == "cuda" and v.is_pinned())
 
 
 def force_cpu() -> bool:
@@ -298,9 +306,14 @@ class Trainer:
         cfg.validate()
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.get_batch, self.loss_fn, self.evaluate, self.on_log = get_batch, loss_fn, evaluate, on_log
-        precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+        on_cpu = force_cpu() or cfg.device == "cpu"
+        if cfg.device not in (None, "auto", "cpu") and not str(cfg.device).startswith("cuda"):
+            raise InputError(f"--device {cfg.device}: use auto, cpu or cuda")
+        if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {cfg.device}: no CUDA device is available; use --device cpu or auto")
+        precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() and not on_cpu else "no")
         self.accelerator = Accelerator(
-            cpu=force_cpu(),
+            cpu=on_cpu,
             mixed_precision=precision,
             gradient_accumulation_steps=cfg.grad_accum,
             kwargs_handlers=[
@@ -425,10 +438,10 @@ class Trainer:
         tokens = 0
         for k in range(cfg.grad_accum):
             batch = self.get_batch(step * cfg.grad_accum + k, acc.process_index, acc.num_processes)
-            batch = {n: v.to(acc.device) if torch.is_tensor(v) else v for n, v in batch.items()}
-            if "input_ids" in batch:
+            if "input_ids" in batch:  # counted on the host copy: no device sync per step
                 mask = batch.get("attention_mask")
                 tokens += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+            batch = {n: _to(v, acc.device) for n, v in batch.items()}
             with acc.accumulate(model):
                 with acc.autocast():
                     loss = self.loss_fn(model, batch)

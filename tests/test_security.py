@@ -55,7 +55,7 @@ def hostile_folder(base: dict, tmp_path: Path, variant: str) -> tuple[Path, Path
     if variant == "beside-other-safetensors":  # an unrelated *.safetensors must not make the folder "safe"
         save_file({"x": torch.zeros(1)}, str(folder / "adapter.safetensors"))
     if variant == "run-dir":  # a genoml run directory whose encoder weights were swapped
-        (folder / "head.safetensors").write_bytes(b"")
+        save_file({"net.1.weight": torch.zeros(2, 32)}, str(folder / "head.safetensors"))  # a valid head
         (folder / "genoml.json").write_text(
             json.dumps(
                 {

@@ -1,0 +1,282 @@
+"""`genoml multitask`: supervised pretraining of one trunk on several labelled datasets, one head each.
+
+As Basset/Basenji/Enformer trunks are made: a shared convolutional (or recurrent) trunk, and a linear
+head per dataset over its pooled features (B, H) -> (B, C_t). Each step draws one dataset (with
+probability proportional to the square root of its size, so large sets do not drown small ones) and
+a batch of `batch_size` of its training sequences; the loss is that dataset's cross-entropy.
+Training is the shared loop of `genoml.train` (time budget, linear lr decay, best weights by the
+mean validation MCC over datasets, on a seeded stratified `valid_fraction` of each dataset).
+
+Leakage guard (`exclude`): files of the target task's dev/test sequences. A training sequence is
+removed when it equals, contains, or is contained in any of them, on either strand (DNA); the counts
+per dataset are reported in `metrics.json` and `genoml.json` ("exclusion"). Matching uses an index of
+k-mer anchors (k = the shortest sequence length, at most 16) and exact substring checks.
+
+The output folder holds `model.safetensors` (`encoder.*`, `embedding.*`: the trunk; `heads.<i>.*`),
+the tokenizer and `genoml.json` (kind "multitask"): `genoml finetune --model FOLDER` uses the trunk
+with a new head (genoml.trunks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genoml.config import BASELINE_NETS, write_json
+from genoml.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MultitaskConfig:
+    """Settings of `genoml multitask` (datasets: "NAME=FILE" or FILE; exclude: files of sequences to keep out)."""
+
+    datasets: list[str]
+    out: str = "runs/multitask"
+    arch: str = "cnn"
+    exclude: list[str] = field(default_factory=list)
+    time_budget_min: float | None = None
+    epochs: int = 10  # over the summed training sets
+    batch_size: int = 64
+    lr: float = 2e-3
+    valid_fraction: float = 0.05
+    seed: int = 0
+    threads: int | None = None
+    force: bool = False
+
+    def validate(self) -> None:
+        if len(self.datasets) < 1:
+            raise InputError("multitask: give at least one labelled dataset (NAME=FILE or FILE)")
+        if self.arch not in BASELINE_NETS:
+            raise InputError(f"--arch: '{self.arch}' is not supported; use one of {', '.join(BASELINE_NETS)}")
+        for flag, v in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
+            if v < 1:
+                raise InputError(f"{flag}: must be at least 1, got {v}")
+        if not self.lr > 0:
+            raise InputError(f"--lr: must be positive, got {self.lr}")
+        if not 0 < self.valid_fraction < 0.5:
+            raise InputError(f"--valid-fraction: must be in (0, 0.5), got {self.valid_fraction}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise InputError(f"--time-budget: must be positive minutes, got {self.time_budget_min}")
+
+
+# ---------------------------------------------------------------- leakage screen
+
+
+def screen_overlap(sources: list[str], targets: list[str], both_strands: bool = True) -> tuple[np.ndarray, dict]:
+    """Which source sequences overlap a target sequence: equal to it, containing it or contained in it
+    (either strand of the target when both_strands).
+
+    -> (keep (N,) bool, counts {"exact", "contains_target", "inside_target", "removed", "kept"}).
+    A source matching several ways is counted once, in the first of exact / contains / inside."""
+    from genoml.io import reverse_complement
+
+    tset = set(targets) | ({reverse_complement(t) for t in targets} if both_strands else set())
+    tlist = [t for t in tset if t]
+    keep = np.ones(len(sources), dtype=bool)
+    counts = {"exact": 0, "contains_target": 0, "inside_target": 0}
+    if not tlist or not sources:
+        counts.update(removed=0, kept=len(sources))
+        return keep, counts
+    k = max(1, min(16, min(len(t) for t in tlist), min(len(s) for s in sources if s) if any(sources) else 16))
+    by_prefix: dict[str, list[str]] = {}
+    for t in tlist:
+        by_prefix.setdefault(t[:k], []).append(t)
+    src_prefix: dict[str, list[int]] = {}
+    for i, s in enumerate(sources):
+        if s in tset:
+            keep[i] = False
+            counts["exact"] += 1
+            continue
+        hit = False
+        for p in range(len(s) - k + 1):  # does s contain some target t? t starts with one of s's k-mers
+            for t in by_prefix.get(s[p:p + k], ()):
+                if len(t) <= len(s) and s.startswith(t, p):
+                    hit = True
+                    break
+            if hit:
+                break
+        if hit:
+            keep[i] = False
+            counts["contains_target"] += 1
+        elif s:
+            src_prefix.setdefault(s[:k], []).append(i)
+    for t in tlist:  # is some source s inside target t? s starts with one of t's k-mers
+        for p in range(len(t) - k + 1):
+            for i in src_prefix.get(t[p:p + k], ()):
+                if keep[i] and len(sources[i]) <= len(t) and t.startswith(sources[i], p):
+                    keep[i] = False
+                    counts["inside_target"] += 1
+    counts["removed"] = int((~keep).sum())
+    counts["kept"] = int(keep.sum())
+    return keep, counts
+
+
+# ---------------------------------------------------------------- model
+
+
+class MultitaskNet(nn.Module):
+    """Trunk + one head per dataset. forward(input_ids (B, L), mask (B, L), task: int) -> logits (B, C_task).
+
+    `encoder` and `embedding` are named as in SequenceModel, so the saved trunk loads into it."""
+
+    def __init__(self, arch: str, tokenizer, n_outs: list[int]):
+        super().__init__()
+        from genoml.models import Head, build_baseline
+
+        base = build_baseline(arch, tokenizer, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
+        self.encoder, self.embedding = base.encoder, base.embedding
+        self.heads = nn.ModuleList(Head(self.encoder.hidden_size, n) for n in n_outs)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: int) -> torch.Tensor:
+        return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
+
+
+# ---------------------------------------------------------------- run
+
+
+@dataclass
+class _Set:
+    name: str
+    source: str
+    labels: object  # LabelSpace
+    train_ids: list
+    train_y: torch.Tensor
+    valid_ids: list
+    valid_parent: np.ndarray
+    valid_y: np.ndarray
+    n_valid_seqs: int
+    counts: dict
+
+
+def _read(path: str):
+    from genoml.io import InputSpec, read_records
+
+    recs = list(read_records(InputSpec(path=path)))
+    if not recs:
+        raise InputError(f"{path}: no sequences found")
+    return recs
+
+
+def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dict:
+    """Train the trunk; write the folder. Returns {"out", "metrics"}."""
+    from genoml.data import LabelSpace, collate, make_windows, stratified_split
+    from genoml.io import detect_alphabet
+    from genoml.metrics import compute_metrics
+    from genoml.runs import prepare_run_dir, versions
+    from genoml.tokenizers import build_tokenizer
+    from genoml.train import TrainConfig, Trainer
+
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    named = []
+    for spec in cfg.datasets:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).parent.name + "/" + Path(spec).stem, spec
+        if not name or not path:
+            raise InputError(f"multitask dataset {spec!r}: expected NAME=FILE or FILE")
+        named.append((name, path))
+    records = {name: _read(path) for name, path in named}
+    alphabets = {name: detect_alphabet(r.seq for r in recs[:200]) for name, recs in records.items()}
+    if len(set(alphabets.values())) > 1:
+        raise InputError(f"multitask: datasets mix alphabets ({alphabets}); use one alphabet")
+    alphabet = next(iter(alphabets.values()))
+    targets = [r.seq for path in cfg.exclude for r in _read(path)]
+    out = prepare_run_dir(cfg.out, force=cfg.force)
+    tok = build_tokenizer("char" if alphabet == "dna" else "esm")
+    sets: list[_Set] = []
+    exclusion = {"files": list(cfg.exclude), "target_sequences": len(targets), "both_strands": alphabet == "dna",
+                 "per_dataset": {}}
+    for name, path in named:
+        recs = records[name]
+        keep, counts = screen_overlap([r.seq for r in recs], targets, alphabet == "dna")
+        exclusion["per_dataset"][name] = {"total": len(recs), **counts}
+        log.info("multitask %s: %d sequences, %d removed as overlapping the excluded sequences (%s)", name,
+                 len(recs), counts["removed"], ", ".join(f"{k} {v}" for k, v in counts.items() if k != "kept"))
+        recs = [r for r, k in zip(recs, keep) if k]
+        labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
+        if labels.task not in ("binary", "multiclass"):
+            raise InputError(f"{path}: multitask trains classification heads; this file is {labels.task}")
+        tr, va, _ = stratified_split([r.label for r in recs], (cfg.valid_fraction, 0.0), cfg.seed)
+        y = labels.encode([r.label for r in recs], where=path)
+        wtr = make_windows([recs[i].seq for i in tr], tok, 1024)
+        wva = make_windows([recs[i].seq for i in va], tok, 1024)
+        sets.append(_Set(name, path, labels, wtr.ids, y[torch.as_tensor(tr)][torch.as_tensor(wtr.parent)], wva.ids,
+                         wva.parent, y[torch.as_tensor(va)].numpy(), len(va), counts))
+    model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
+    sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
+    probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
+    steps_per_epoch = max(1, int(math.ceil(sizes.sum() / cfg.batch_size)))
+    eval_every = min(steps_per_epoch, 200)
+
+    def get_batch(step: int, rank: int = 0, world: int = 1) -> dict:
+        rng = np.random.default_rng([cfg.seed, step])
+        t = int(rng.choice(len(sets), p=probs))
+        idx = rng.choice(len(sets[t].train_ids), size=min(cfg.batch_size, len(sets[t].train_ids)), replace=False)
+        idx = idx[rank::world]
+        x, mask = collate([sets[t].train_ids[i] for i in idx], tok.pad_id)
+        return {"input_ids": x, "attention_mask": mask, "y": sets[t].train_y[torch.as_tensor(idx)], "task": t}
+
+    def loss_fn(m, batch):
+        return nn.functional.cross_entropy(m(batch["input_ids"], batch["attention_mask"], batch["task"]).float(),
+                                           batch["y"])
+
+    @torch.no_grad()
+    def evaluate(m) -> dict:
+        from genoml.data import aggregate_windows, token_budget_batches
+        from genoml.inference import logits_to_scores
+
+        res = {}
+        for t, s in enumerate(sets):
+            logits = torch.zeros(len(s.valid_ids), s.labels.n_out)
+            for idx in token_budget_batches([len(x) for x in s.valid_ids], 16384):
+                x, mask = collate([s.valid_ids[i] for i in idx], tok.pad_id)
+                logits[torch.as_tensor(idx)] = m(x, mask, t).float()
+            agg = aggregate_windows(logits, s.valid_parent, s.n_valid_seqs, "mean")
+            mt = compute_metrics(s.labels.task, s.valid_y, logits_to_scores(agg, s.labels), s.labels.names)
+            res[f"mcc/{s.name}"] = float(mt.get("mcc") or 0.0)
+        res["mean_mcc"] = float(np.mean([res[f"mcc/{s.name}"] for s in sets]))
+        return res
+
+    tcfg = TrainConfig(max_steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, seed=cfg.seed, eval_every=eval_every,
+                       checkpoint_every=eval_every, log_every=max(1, eval_every // 4), patience=None,
+                       time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
+                       select_metric="mean_mcc", greater_is_better=True)
+    t0 = time.time()
+    log.info("multitask: %s trunk, %d datasets (%s), %d steps of %d at most", cfg.arch, len(sets),
+             ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets), tcfg.max_steps, cfg.batch_size)
+    result = Trainer(model, tcfg, out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit()
+    model.eval()
+    final = evaluate(model)
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    tok.save_pretrained(out)
+    tasks = [{"name": s.name, "source": s.source, "labels": s.labels.to_dict(), "n_train_windows": len(s.train_ids),
+              "n_valid": s.n_valid_seqs, "valid_mcc": final[f"mcc/{s.name}"]} for s in sets]
+    meta = {"kind": "multitask", "arch": cfg.arch, "alphabet": alphabet, "tokenizer": getattr(tok, "spec", None),
+            "tasks": tasks, "exclusion": exclusion, "config": dataclasses.asdict(cfg), "command": command,
+            "versions": versions()}
+    (out / "genoml.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    metrics = {"valid": final, "tasks": tasks, "exclusion": exclusion, "steps": result.steps,
+               "stopped": result.stopped_reason, "train_seconds": round(time.time() - t0, 1)}
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "history.json", result.history)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    log.info("multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences", final["mean_mcc"],
+             result.steps, result.stopped_reason, sum(d["removed"] for d in exclusion["per_dataset"].values()))
+    return {"out": str(out), "metrics": metrics}
