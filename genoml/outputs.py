@@ -29,7 +29,7 @@ GENOML_PATTERNS = (
     META, MARKER, ".incomplete", "*.json", "report.md", "README.md", "bench.md", "*.png", "*.svg", "*.safetensors",
     "predictions_*.tsv", "tracks.*.tsv", "tracks.*.bedgraph", "*.npz", "vocab.txt", "merges.txt", "*.model",
     "kmer_linear.*", "PROVENANCE.txt", "checkpoints", "attention", "motifs", "cache", "debug", "adapted",
-    "adapt_corpus.fa", "split", "plots", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
+    "adapt_corpus.fa", "split", "plots", "candidates", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
 )
 
 TRANSIENT = (".incomplete", ".*.tmp", "*.tmp", "bpe-tokenizer.tmp")  # genoml's temporary files, always its own
