@@ -565,3 +565,15 @@ def test_a_one_megabyte_id_is_not_echoed_whole(data, tmp_path, capsys):
     fa.write_text(f">{long_id}\nACGTACGT\n>{long_id}\nACGTACGA\n")
     rc, _, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
     assert rc == 2 and "(1000000 characters)" in err and len(err) < 2000, err[:300]
+
+
+@pytest.mark.parametrize("model", ["kmer-linear", "cnn"])
+def test_ten_records_train_with_a_sensible_split(model, data, tmp_path, capsys):
+    """Issue 12: a file of 10 records used to crash the stratified split; now every record lands in exactly one
+    split and training keeps both classes."""
+    ten = write_csv(tmp_path / "ten.csv", planted_motif_rows(10, seed=13))
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["finetune", str(ten), "--model", model, "--out", str(out), *FAST], capsys)
+    assert rc == 0, err
+    n = json.loads((out / "genoml.json").read_text())["data"]
+    assert n["train"]["n"] + n["valid"]["n"] + n["test"]["n"] == 10 and n["test"]["n"] >= 1
