@@ -225,8 +225,10 @@ def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray]:
     path = Path(run_dir) / "predictions_test.tsv"
     with open(path) as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
+    header = rows[0] if rows else []
+    cols = [j for j, c in enumerate(header) if c.startswith("prob_") or c == "value"] or list(range(1, len(header)))
     ids = [r[0] for r in rows[1:]]
-    values = np.asarray([[float(v) for v in r[1:]] for r in rows[1:]], dtype=np.float64)
+    values = np.asarray([[float(r[j]) for j in cols] for r in rows[1:]], dtype=np.float64)
     return ids, values.reshape(len(ids), -1)
 
 

@@ -123,7 +123,7 @@ def finetune(
     baselines: Annotated[bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")] = True,
     attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
     adapt_steps: Annotated[int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")] = 0,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
 ) -> None:
     """Fine-tune an encoder (or train a baseline) on labelled sequences; writes a run directory."""
@@ -186,7 +186,7 @@ def pretrain(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")] = False,
     prefetch: Annotated[int, typer.Option(help="Batches prepared ahead in a background thread (0: off).")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --out.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
 ) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
     from genoml.checks import check_threads, check_time_budget
@@ -389,7 +389,7 @@ def bench(
     out: Annotated[str, typer.Option("--out", help="Benchmark folder.")] = "runs/bench",
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training per model and seed.")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 10,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")] = False,
     reuse: Annotated[bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
@@ -460,7 +460,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every cleanup (temporary files, checkpoints) runs."""
 
 
+_SIGTERM: list[bool] = [False]  # set when SIGTERM arrived (typer may report it as a plain 130)
+
+
 def _on_sigterm(signum, frame) -> None:
+    _SIGTERM[0] = True
     raise Terminated()
 
 
@@ -470,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     previous = None
+    _SIGTERM[0] = False
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -490,7 +495,10 @@ def _main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except _EXIT as e:
         return e.exit_code
-    except _ABORT:
+    except _ABORT as e:  # click turns KeyboardInterrupt (and our SIGTERM) into Abort
+        if _SIGTERM[0] or isinstance(e.__cause__ or e.__context__, Terminated):
+            log.error("terminated (SIGTERM); partial outputs removed")
+            return 143
         return 130
     except _USAGE as e:  # unknown option, missing option, bad value: exit code 2 with click's message
         e.show(file=sys.stderr)
@@ -523,6 +531,9 @@ def _main(argv: list[str] | None = None) -> int:
         log.error("internal error: %s: %s (please report it; -v shows the traceback)", type(e).__name__,
                   str(e).splitlines()[0][:300] if str(e) else "")
         return 1
+    if rv == 130 and _SIGTERM[0]:
+        log.error("terminated (SIGTERM); partial outputs removed")
+        return 143
     if rv == 130:
         log.error("interrupted")
     return rv if isinstance(rv, int) else 0

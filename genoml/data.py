@@ -193,6 +193,16 @@ def aggregate_windows(logits: torch.Tensor, parent: np.ndarray, n: int, how: str
 
 def stratified_split(labels: Sequence[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
     """Seeded stratified split of indices into (train, valid, test); falls back to random for regression."""
+
+    try:
+        return _sklearn_split(labels, fractions, seed)
+    except ValueError:  # too few records (per class) for scikit-learn: a per-class split that never fails
+        from genoml.splits import small_split
+
+        return small_split([str(lab) for lab in labels], fractions, seed)
+
+
+def _sklearn_split(labels: Sequence[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))

@@ -27,7 +27,9 @@ def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust
         import json
 
         meta = json.loads(meta_path.read_text())
-        if meta.get("arch") not in (None, "hf"):
+        from genoml.config import BASELINE_MODELS
+
+        if meta.get("arch") in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
     encoder = load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
     return encoder, load_tokenizer(_tokenizer_folder(model, revision)), max_positions(encoder)
@@ -90,11 +92,11 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
-    if not output.endswith(".npz"):
-        raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
     from genoml.outputs import check_output_file, umask_mode
 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
+    if not output.endswith(".npz"):
+        raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
     encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model, revision=revision,
                                                                  trust_remote_code=trust_remote_code)
     encoder.to(dev)

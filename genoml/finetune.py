@@ -232,6 +232,16 @@ class Job:
     def __init__(self, cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet: str):
         self.cfg, self.out, self.splits, self.alphabet = cfg, out, splits, alphabet
         self.labels = LabelSpace.infer(splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source))
+        self.positive = None
+        if self.labels.task == "binary":
+            from genoml.positive import choose_positive, order_binary
+
+            pos, why = choose_positive(self.labels.names, splits["train"].labels, cfg.positive_class)
+            self.labels.names = order_binary(self.labels.names, pos)
+            self.positive = (pos, why)
+            log.info("positive class: '%s' (%s)", pos, why)
+        elif cfg.positive_class is not None:
+            raise InputError(f"--positive-class: only for binary tasks; this task is {self.labels.task}")
         self.targets = {n: self.labels.encode(s.labels, where=str(s.source)) for n, s in splits.items()}
 
     def predictor(self, model, tokenizer, max_tokens: int) -> Predictor:
@@ -380,7 +390,9 @@ def run_finetune(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     cfg.validate()
     if cfg.model and Path(cfg.model).is_dir():
         from genoml.checks import check_safetensors
+        from genoml.models import check_safe_weights
 
+        check_safe_weights(Path(cfg.model))  # an unsafe pickle is exit 3 before any "corrupt file" message
         check_safetensors(cfg.model)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -461,7 +473,8 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
                 splits["train"].seqs, splits[name].seqs, alphabet == "dna",
                 train_intervals=splits["train"].intervals or [], other_intervals=splits[name].intervals or [],
                 gap=split_gap(cfg))
-            write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels)
+            write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels,
+                              true_labels=splits[name].labels, threshold=cfg.threshold)
             y_true = job.targets[name].numpy()
             if job.labels.task == "regression":
                 y_true = y_true * job.labels.std + job.labels.mean
@@ -505,12 +518,22 @@ def _parameters(model, km) -> dict:
     return {"trainable": trainable, "total": total}
 
 
-def write_predictions(path: Path, ids: list[str], scores: np.ndarray, labels: LabelSpace) -> None:
-    """Per-record test/valid predictions (id, true label, scores) for later paired comparisons."""
+def write_predictions(path: Path, ids: list[str], scores: np.ndarray, labels: LabelSpace,
+                      true_labels: list[str] | None = None, threshold: float = 0.5) -> None:
+    """Per-record test/valid predictions: id, true label, predicted class (or value), then the scores
+    (prob_<label> per class, or value) — for error analysis and later paired comparisons."""
+    import csv
+
+    from genoml.predict import decide
+
     cols = ["value"] if labels.task == "regression" else [f"prob_{n}" for n in labels.names]
-    lines = ["\t".join(["id", *cols])]
-    lines += ["\t".join([i, *(f"{v:.6g}" for v in row)]) for i, row in zip(ids, scores)]
-    path.write_text("\n".join(lines) + "\n")
+    predicted = decide(np.asarray(scores), {"labels": labels.to_dict()}, threshold) if len(ids) else []
+    true_labels = true_labels if true_labels is not None else [""] * len(ids)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["id", "true_label", "predicted", *cols])
+        for i, t, p, row in zip(ids, true_labels, predicted, scores):
+            w.writerow([i, t, p, *(f"{v:.6g}" for v in row)])
 
 
 def baseline_metrics(job: Job, alphabet: str, predictions: dict) -> dict:
@@ -565,6 +588,9 @@ def _write_reports(job, out, meta, metrics, history, predictions, model, with_ba
                                      "seed", "alphabet")}
     settings["task"] = job.labels.task
     settings["labels"] = ", ".join(job.labels.names)
+    if job.positive:
+        settings["positive_class"] = f"{job.positive[0]} ({job.positive[1]}; ROC/PR, precision, recall, F1)"
+    stopped = metrics.get("stopped")
     extra = []
     if job.cfg.attention and model is not None and job.labels.task != "regression":
         if model.arch == "hf":
@@ -573,18 +599,27 @@ def _write_reports(job, out, meta, metrics, history, predictions, model, with_ba
             extra += _motif_section(job, model, out)
     baselines = metrics.get("baselines") if with_baselines else None
     write_report(out, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")}, history=history,
-                 settings=settings, predictions=predictions, baselines=baselines, extra_sections=extra)
+                 settings=settings, predictions=predictions, baselines=baselines, extra_sections=extra,
+                 stopped=stopped)
     write_model_card(out, settings=settings, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")},
                      source_model=str(meta["source_model"]), licence=_licence_of(meta["source_model"]),
-                     data_description=", ".join(f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()))
+                     data_description=", ".join(f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()),
+                     stopped=stopped)
 
 
 def _licence_of(source: str) -> str:
     readme = Path(str(source)) / "README.md"
     if readme.is_file():
-        for line in readme.read_text(errors="replace").splitlines():
+        lines = readme.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
             if line.lower().lstrip("-* ").startswith(("licence", "license")):
-                return line.split(":", 1)[-1].strip() or line
+                paragraph = [line]  # the whole paragraph: a licence sentence may wrap onto the next lines
+                for nxt in lines[i + 1:]:
+                    if not nxt.strip() or nxt.lstrip().startswith(("#", "-", "*", "|", "```")):
+                        break
+                    paragraph.append(nxt.strip())
+                text = " ".join(paragraph)
+                return text.split(":", 1)[-1].strip() or text
     return "inherited from the source model (see its model card)"
 
 

@@ -8,6 +8,23 @@ import sys
 _state = {"quiet": False}
 
 
+def shorten_message(text: str, quoted: int = 80, total: int = 4000) -> str:
+    """Cut long quoted values (a 1-MB record id) and very long messages, saying how long they were."""
+    import re
+
+    def cut(m: re.Match) -> str:
+        q, body = m.group(1), m.group(2)
+        return f"{q}{body[:quoted]}…{q} ({len(body)} characters)"
+
+    text = re.sub(r"(['\"])([^'\"\n]{" + str(quoted + 20) + r",})\1", cut, text)
+    return text if len(text) <= total else text[:total] + f"… ({len(text)} characters)"
+
+
+class _ShortFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return shorten_message(super().format(record))
+
+
 def setup_logging(verbosity: int = 0) -> None:
     """verbosity: -1 quiet (warnings only), 0 info, 1 debug."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
@@ -15,7 +32,7 @@ def setup_logging(verbosity: int = 0) -> None:
     root = logging.getLogger("genoml")
     root.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("genoml: %(message)s"))
+    handler.setFormatter(_ShortFormatter("genoml: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False

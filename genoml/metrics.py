@@ -401,6 +401,16 @@ def compute_metrics(
     f = np.asarray(outputs, dtype=np.float64)
     if task in ("binary", "multiclass", "classification") and f.ndim == 1:
         f = np.stack([1.0 - f, f], axis=1)  # (N, 2)
+    if task in ("binary", "multiclass", "classification") and len(y) and len(np.unique(y)) < 2:
+        # one class only: MCC, AUROC and their CIs are undefined, not 0.0; no headline number
+        present = int(np.unique(y)[0])
+        name_of = labels[present] if labels and present < len(labels) else str(present)
+        out.update(task=task, headline=name, **{name: None, f"{name}_ci95": [None, None]},
+                   undefined=f"one class: every sequence of this split is '{name_of}'")
+        for key in ("auroc", "auprc"):
+            if key in out:
+                out[key] = None
+        return out
     low, high = bootstrap_ci(headline_fn(task, threshold), y, f, n=n_boot, seed=seed)
     out.update(task=task, headline=name, **{f"{name}_ci95": to_plain([low, high])})
     return out

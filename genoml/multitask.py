@@ -194,7 +194,7 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
         raise InputError(f"multitask: datasets mix alphabets ({alphabets}); use one alphabet")
     alphabet = next(iter(alphabets.values()))
     targets = [r.seq for path in cfg.exclude for r in _read(path)]
-    out = prepare_run_dir(cfg.out, force=cfg.force)
+    out = prepare_run_dir(cfg.out, force=cfg.force, inputs=[p for _, p in named] + list(cfg.exclude))
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
     sets: list[_Set] = []
     exclusion = {"files": list(cfg.exclude), "target_sequences": len(targets), "both_strands": alphabet == "dna",

@@ -29,8 +29,10 @@ GENOML_PATTERNS = (
     META, MARKER, ".incomplete", "*.json", "report.md", "README.md", "bench.md", "*.png", "*.svg", "*.safetensors",
     "predictions_*.tsv", "tracks.*.tsv", "tracks.*.bedgraph", "*.npz", "vocab.txt", "merges.txt", "*.model",
     "kmer_linear.*", "PROVENANCE.txt", "checkpoints", "attention", "motifs", "cache", "debug", "adapted",
-    "adapt_corpus.fa", "split", "plots", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
+    "adapt_corpus.fa", "split", "plots", "candidates", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
 )
+
+TRANSIENT = (".incomplete", ".*.tmp", "*.tmp", "bpe-tokenizer.tmp")  # genoml's temporary files, always its own
 
 _STATE: dict[str, dict] = {}  # resolved output folder -> {"created": bool, "before": set of names}
 
@@ -66,7 +68,8 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def is_genoml_folder(folder: Path) -> bool:
-    return (folder / META).is_file() or (folder / MARKER).is_file()
+    """genoml's own output folder: a run (genoml.json), any folder it made (.genoml), or an older bench."""
+    return (folder / META).is_file() or (folder / MARKER).is_file() or (folder / "bench.json").is_file()
 
 
 def genoml_entries(folder: Path) -> list[Path]:
@@ -79,9 +82,23 @@ def genoml_entries(folder: Path) -> list[Path]:
         name = entry.name
         if name in foreign:
             continue
-        if name in listed or name == MARKER or any(fnmatch.fnmatch(name, p) for p in GENOML_PATTERNS):
+        if name in listed or name == MARKER or any(fnmatch.fnmatch(name, p) for p in TRANSIENT):
             mine.append(entry)
+        elif listed:
+            continue  # the marker lists what genoml wrote: anything else is the user's
+        elif any(fnmatch.fnmatch(name, p) for p in GENOML_PATTERNS):
+            mine.append(entry)
+        elif entry.is_dir() and not entry.is_symlink() and _holds_runs(entry):
+            mine.append(entry)  # a bench's per-model folder of seed runs
     return mine
+
+
+def _holds_runs(folder: Path) -> bool:
+    try:
+        subs = [p for p in folder.iterdir()]
+    except OSError:
+        return False
+    return bool(subs) and all(p.is_dir() and is_genoml_folder(p) for p in subs)
 
 
 def _remove(entry: Path) -> None:
@@ -150,9 +167,12 @@ def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterabl
     _check_writable(out, flag)
     before = {e.name for e in out.iterdir()}
     marker = read_marker(out)
-    if marker is not None:
-        foreign = sorted(set(marker.get("foreign") or []) & before)
-    elif (out / META).is_file():  # a run written by an older genoml: what matches genoml's names is genoml's
+    if marker is not None:  # --resume (a --force removed the marker with genoml's other files)
+        listed = set(marker.get("files") or [])
+        old_foreign = set(marker.get("foreign") or [])
+        foreign = sorted(n for n in before - {MARKER} if n in old_foreign or (
+            n not in listed and not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS)))
+    elif (out / META).is_file() or (out / "bench.json").is_file():  # written by an older genoml: its names
         foreign = sorted(n for n in before if not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS))
     else:
         foreign = sorted(before - {MARKER})

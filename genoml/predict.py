@@ -143,6 +143,19 @@ def _n_windows(length: int, width: int, stride: int | None) -> int:
     return len(window_starts(length, width, stride or max(1, width // 2)))
 
 
+def _predict_hints(records, alphabet: str):
+    """predict has no --alphabet: the model decides; say so instead of io's generic hint."""
+    try:
+        yield from records
+    except InputError as e:
+        text = str(e)
+        if "pass --alphabet" in text:
+            text = text.replace("is this protein? pass --alphabet protein",
+                                f"is this protein? this model reads {alphabet.upper()}: predict with a protein model")
+            raise InputError(text) from None
+        raise
+
+
 def check_config(cfg: PredictConfig) -> None:
     """Refuse bad flag values before any work (a zero chunk size would silently write no rows)."""
     if cfg.format not in ("tsv", "csv", "jsonl"):
@@ -179,7 +192,7 @@ def run_predict(cfg: PredictConfig) -> dict:
     t0, n = time.time(), 0
     from tqdm import tqdm
 
-    reader = chunks(read_records(spec), cfg.chunk_size)
+    reader = chunks(_predict_hints(read_records(spec), spec.alphabet), cfg.chunk_size)
     first = next(reader, None)  # an empty or unreadable input fails here, before a header is written
     if first is None:
         raise InputError(f"{cfg.bed or cfg.input}: no records found; nothing to predict")

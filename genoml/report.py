@@ -156,8 +156,32 @@ def _series(history: list[dict], key: str) -> tuple[list, list]:
     return xs, ys
 
 
+CURVE_METRICS = ("mcc", "auroc", "auprc", "accuracy", "balanced_accuracy", "f1_macro", "spearman", "pearson", "r2",
+                 "loss", "perplexity", "masked_acc")
+
+
+def curve_rows(history: list[dict]) -> tuple[list[dict], str]:
+    """The Trainer's history (``{"event": "train"|"eval", "step", "loss", <metrics>}``) as rows with
+    ``train_loss`` / ``valid_<metric>`` keys; rows already in that form (with ``epoch``) pass through.
+    Returns (rows, x-axis name)."""
+    if not any("event" in row for row in history):
+        return history, "epoch"
+    rows = []
+    for row in history:
+        step = row.get("step")
+        if row.get("event") == "train" and row.get("loss") is not None:
+            rows.append({"epoch": step, "train_loss": row["loss"]})
+        elif row.get("event") == "eval":
+            values = {f"valid_{k}": row[k] for k in CURVE_METRICS
+                      if isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)}
+            if values:
+                rows.append({"epoch": step, **values})
+    return rows, "step"
+
+
 def plot_curves(history: list[dict], out_png: str | Path) -> Path:
-    """Training/validation loss (left) and every other ``valid_*`` metric (right) per epoch."""
+    """Training/validation loss (left) and every other ``valid_*`` metric (right) per epoch (or step)."""
+    history, xlabel = curve_rows(history)
     fig, (loss_ax, metric_ax) = _figure(2, (10.0, 4.0))
     for key in ("train_loss", "valid_loss"):
         xs, ys = _series(history, key)
@@ -168,8 +192,8 @@ def plot_curves(history: list[dict], out_png: str | Path) -> Path:
         xs, ys = _series(history, key)
         if xs:
             metric_ax.plot(xs, ys, marker="o", label=key.removeprefix("valid_"))
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
-    metric_ax.set(xlabel="epoch", ylabel="value", title="Validation metrics")
+    loss_ax.set(xlabel=xlabel, ylabel="loss", title="Loss")
+    metric_ax.set(xlabel=xlabel, ylabel="value", title="Validation metrics")
     for ax in (loss_ax, metric_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
@@ -262,6 +286,8 @@ def _task_kind(m: dict) -> str:
 
 def _headline_cell(m: dict) -> str:
     name = m.get("headline", "mcc")
+    if m.get("undefined"):
+        return f"undefined: {m['undefined']}"
     ci = m.get(f"{name}_ci95") or [None, None]
     if ci[0] is None:
         return _fmt(m.get(name))
@@ -277,6 +303,10 @@ def _summary(splits: dict[str, dict]) -> str:
         return "No metrics were recorded."
     m = splits[ref]
     name = m.get("headline", "mcc")
+    if m.get("undefined"):
+        return (f"**No headline:** the {ref} split has {m['undefined'].split(':')[0]} ({m['undefined']}, "
+                f"n = {_fmt(m.get('n'))}), so {name.upper()}, AUROC and their CIs are undefined. **Warning:** "
+                "this run cannot be judged on it; give a test set with both classes (--test) or more data.")
     return f"**Headline:** {ref} {name.upper()} = {_headline_cell(m)} (95% bootstrap CI, n = {_fmt(m.get('n'))})."
 
 
@@ -337,23 +367,33 @@ def _leakage(metrics: dict, splits: dict[str, dict]) -> dict[str, dict]:
 def _leakage_section(leakage: dict | None, splits: dict[str, dict]) -> str:
     if not leakage:
         return "## Leakage\n\nDuplicate sequences between train and the other splits were not checked."
-    rows, total = [], 0
+    rows, total, near, overlap = [], 0, 0, 0
     for split, counts in leakage.items():
         n = splits.get(split, {}).get("n")
         dup = int(counts.get("exact", 0)) + int(counts.get("revcomp", 0))
         total += dup
+        near += int(counts.get("near", 0) or 0)
+        overlap += int(counts.get("overlap", 0) or 0)
         share = f"{dup / n:.2%}" if n else "n/a"
-        rows.append([split, counts.get("exact", 0), counts.get("revcomp", 0), n, share])
+        rows.append([split, counts.get("exact", 0), counts.get("revcomp", 0), counts.get("near", "n/a"),
+                     counts.get("overlap", "n/a"), n, share])
     table = _table(
-        ["split", "exact duplicates of train", "reverse-complement duplicates", "n", "share"], rows
+        ["split", "exact duplicates of train", "reverse-complement duplicates", "near-duplicates (k-mer Jaccard ≥ 0.5)",
+         "intervals overlapping train", "n", "share (exact + rc)"], rows
     )
+    warnings = []
     if total:
-        verdict = (
-            f"**{total} sequences also occur in train**; metrics on those splits may be optimistic. "
+        warnings.append(
+            f"**Warning: {total} sequences also occur in train**; metrics on those splits may be optimistic. "
             "Deduplicate the splits (including reverse complements for DNA) for an unbiased estimate."
         )
-    else:
-        verdict = "No sequence of the evaluation splits occurs in train."
+    if near:
+        warnings.append(f"**Warning: {near} sequences are near-duplicates of training sequences**; re-split with "
+                        "`--split-by similarity` to keep similar sequences on one side.")
+    if overlap:
+        warnings.append(f"**Warning: {overlap} intervals overlap (or lie next to) training intervals**; re-split "
+                        "with `--split-by region` or `--split-by chrom`.")
+    verdict = "\n\n".join(warnings) or "No sequence of the evaluation splits occurs in train, nor a near-duplicate or overlapping interval."
     return f"## Leakage\n\n{table}\n\n{verdict}"
 
 
@@ -421,6 +461,7 @@ def write_report(
     predictions: dict[str, dict] | None,
     baselines: dict[str, dict] | None,
     extra_sections: Sequence[tuple[str, str]] = (),
+    stopped: str | None = None,
 ) -> Path:
     """Write ``run_dir/report.md`` and its plots under ``run_dir/plots/``; return the report path.
 
@@ -432,6 +473,7 @@ def write_report(
     threshold = float(dict(_flatten(settings or {})).get("threshold", 0.5))
     sections = [
         f"# genoml run report: {run_dir.name}",
+        *([banner] if (banner := stopped_banner(stopped)) else []),
         _summary(splits),
         _settings_section(settings),
         "## Metrics\n\n" + _metrics_table(splits),
@@ -441,6 +483,18 @@ def write_report(
     ]
     sections += [f"## {title}\n\n{body.strip()}" for title, body in extra_sections]
     return _write_text(run_dir / "report.md", "\n\n".join(sections) + "\n")
+
+
+def stopped_banner(stopped: str | None) -> str:
+    """A warning at the top of the report and model card when training did not run to its end."""
+    if stopped == "interrupted":
+        return ("> **Interrupted run.** Training was stopped (Ctrl-C or SIGTERM) before it finished: the weights "
+                "and metrics below are those of the last completed step, not of a finished run. Continue it with "
+                "`genoml finetune ... --resume` (same arguments).")
+    if stopped == "time_budget":
+        return ("> **Stopped by the time budget** (`--time-budget`): training ended before its last epoch; the "
+                "metrics are those of the best checkpoint reached in time.")
+    return ""
 
 
 # ----------------------------------------------------------------------------- model card
@@ -496,6 +550,7 @@ def write_model_card(
     source_model: str,
     licence: str,
     data_description: str,
+    stopped: str | None = None,
 ) -> Path:
     """Write ``run_dir/README.md``: training data, intended use and limits, metrics with CIs, licence, usage."""
     run_dir = Path(run_dir)
@@ -505,23 +560,28 @@ def write_model_card(
     task = (splits[ref].get("task") if ref else None) or flat.get("task") or "classification"
     labels = (splits[ref].get("labels") if ref else None) or flat.get("labels") or []
     is_transformers = str(flat.get("arch", "hf")).lower() not in _BASELINE_ARCHS
+    licence = " ".join(licence.split())
+    shown = f"**{licence}**" if len(licence) <= 80 else f"\n\n> {licence}\n\n"
     if is_transformers:
         origin = f"fine-tuned from `{source_model}` (strategy: {flat.get('strategy', 'n/a')})"
-        licence_text = f"This model derives from `{source_model}` and inherits its licence: **{licence}**."
+        licence_text = f"This model derives from `{source_model}` and inherits its licence: {shown}".rstrip()
     else:
         origin = f"baseline ({flat.get('arch')}) trained from scratch"
-        licence_text = f"Licence: **{licence}**."
+        licence_text = f"Licence: {shown}".rstrip()
+    if not licence_text.endswith((".", ">")) and not licence_text.endswith("**"):
+        licence_text += "."
     leakage = _leakage(metrics, splits)
     duplicates = sum(int(c.get("exact", 0)) + int(c.get("revcomp", 0)) for c in leakage.values())
     label_text = ", ".join(f"`{lab}`" for lab in labels) if labels else "Numeric target (regression)."
     sections = [
         _front_matter(licence, task, is_transformers),
-        f"# {run_dir.name}\n\nA genoml **{task}** model, {origin}.",
+        f"# {run_dir.name}\n\nA genoml **{task}** model, {origin}."
+        + (f"\n\n{banner}" if (banner := stopped_banner(stopped)) else ""),
         f"## Training data\n\n{data_description.strip()}",
         f"## Labels\n\n{label_text}",
         "## Evaluation\n\n" + _summary(splits) + "\n\n" + _metrics_table(splits),
         _limits(task, duplicates),
-        f"## Licence\n\n{licence_text} The licence of the training data also applies.",
-        "## How to use\n\n" + _usage(run_dir.name, is_transformers),
+        f"## Licence\n\n{licence_text}\n\nThe licence of the training data also applies.",
+        "## How to use\n\n" + _usage(str(run_dir), is_transformers),
     ]
     return _write_text(run_dir / "README.md", "\n\n".join(sections) + "\n")

@@ -98,6 +98,9 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
     if meta.get("arch") in BASELINE_NETS and not (folder / "model.safetensors").is_file():
         raise InputError(f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
                          "re-run genoml finetune")
+    from genoml.models import check_safe_weights
+
+    check_safe_weights(folder)  # a pickle that could run code is exit 3, before any "corrupt file" message
     check_safetensors(folder)
     labels = LabelSpace(**meta["labels"])
     dev = torch.device(device)

@@ -49,14 +49,13 @@ def split_indices(labels: Sequence[str | None], fractions: tuple[float, float], 
         return _group_split(list(groups), fractions, seed, where)
     from genoml.data import stratified_split
 
-    try:
-        return stratified_split([lab or "" for lab in labels], fractions, seed)
-    except ValueError:  # too few records per class for scikit-learn's stratified split
-        return _small_split([lab or "" for lab in labels], fractions, seed)
+    return stratified_split([lab or "" for lab in labels], fractions, seed)  # falls back to small_split
 
 
 def _targets(n: int, fractions: tuple[float, float]) -> tuple[int, int]:
     valid_f, test_f = fractions
+    if n <= 1:
+        return 0, 0
     n_test = max(1, round(n * test_f)) if test_f > 0 else 0
     n_valid = max(1, round(n * valid_f)) if valid_f > 0 else 0
     while n - n_test - n_valid < 1:  # keep at least one training record
@@ -67,7 +66,7 @@ def _targets(n: int, fractions: tuple[float, float]) -> tuple[int, int]:
     return n_valid, n_test
 
 
-def _small_split(labels: list[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+def small_split(labels: list[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
     """A per-class split for files too small for scikit-learn: every class keeps at least one training
     record when it can, and valid/test get at least one record each when asked for."""
     rng = np.random.default_rng(seed)
@@ -237,10 +236,13 @@ def similarity_groups(seqs: Sequence[str], dna: bool, threshold: float = NEAR) -
     for members in _candidates(sigs).values():
         if len(members) < 2:
             continue
-        first = members[0]
-        for j in members[1:]:
-            if find(first) != find(j) and float(np.mean(sigs[first] == sigs[j])) >= threshold:
-                union(first, j)
+        # every pair of a small bucket (the leakage check looks at all of them too); big buckets
+        # (low-complexity sequences) against their first and previous member only
+        pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1:]) if len(members) <= 64 else (
+            p for k in range(1, len(members)) for p in ((members[0], members[k]), (members[k - 1], members[k])))
+        for a, b in pairs:
+            if find(a) != find(b) and float(np.mean(sigs[a] == sigs[b])) >= threshold:
+                union(a, b)
     return [find(i) for i in range(len(seqs))]
 
 

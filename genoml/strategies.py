@@ -7,6 +7,7 @@ N layers frozen; lora: PEFT LoRA adapters on attention projections, head trainab
 from __future__ import annotations
 
 import logging
+import warnings
 
 from torch import nn
 
@@ -58,7 +59,9 @@ def apply_lora_(model: SequenceModel, rank: int = 8) -> None:
     from peft import LoraConfig, get_peft_model
 
     cfg = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(model.encoder))
-    model.encoder = get_peft_model(model.encoder, cfg)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model.encoder = get_peft_model(model.encoder, cfg)
 
 
 def merge_lora_(model: SequenceModel) -> None:

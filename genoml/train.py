@@ -628,11 +628,15 @@ class Trainer:
                 f.write(f"step {state.step}\n")
                 f.flush()
                 os.fsync(f.fileno())
-            if final.exists():
+            rewritten = final.exists()  # the same step again (e.g. its final state after early stopping)
+            if rewritten:
                 shutil.rmtree(final)
             os.rename(tmp, final)
             self._prune(root)
-            log.info("checkpoint written: %s", final)
+            if rewritten:
+                log.debug("checkpoint updated: %s", final)
+            else:
+                log.info("checkpoint written: %s", final)
         self._saved_step = state.step
         acc.wait_for_everyone()
 

@@ -41,6 +41,34 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "run": d / "run",
     }
     paths["protein"].write_text("".join(f">p{i} label={i % 2}\nMKVLAAGIWYRRKQHPEDSL\n" for i in range(40)))
+    paths["two"] = write_csv(d / "two.csv", rows[:2])
+    paths["multilabel"] = write_csv(d / "multilabel.csv", [(s, ("a;b", "a", "b")[i % 3]) for i, (s, _) in enumerate(rows[:60])])
+    paths["regression_nan"] = write_csv(
+        d / "regression_nan.csv", [(s, "nan" if i == 7 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+    )
+    paths["regression_inf"] = write_csv(
+        d / "regression_inf.csv", [(s, "inf" if i == 5 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+    )
+    paths["label_missing"] = write_csv(
+        d / "label_missing.csv", [(s, "" if i == 4 else lab) for i, (s, lab) in enumerate(rows[:60])]
+    )
+    paths["empty_fa"] = d / "empty.fa"
+    paths["empty_fa"].write_text("")
+    paths["binary_fa"] = d / "binary.fa"
+    paths["binary_fa"].write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    # a genoml pretrain-style folder (genoml.json kind=pretrained), a run without head.safetensors,
+    # corrupt weights in a model folder and in a run folder
+    pre = shutil.copytree(paths["bert"], d / "pretrained")
+    (pre / "genoml.json").write_text(json.dumps({"kind": "pretrained", "arch": "bert", "alphabet": "dna"}))
+    paths["pretrained"] = pre
+    headless = shutil.copytree(paths["bert"], d / "headless")
+    (headless / "genoml.json").write_text(json.dumps(
+        {"kind": "finetuned", "arch": "hf", "alphabet": "dna", "labels": {"task": "binary", "names": ["0", "1"]}}))
+    paths["headless"] = headless
+    bad_bert = shutil.copytree(paths["bert"], d / "bert_corrupt")
+    weights = bad_bert / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    paths["bert_corrupt"] = bad_bert
     assert (
         main(
             [
@@ -56,6 +84,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
         )
         == 0
     )
+    bad_run = shutil.copytree(paths["run"], d / "run_corrupt")
+    (bad_run / "kmer_linear.safetensors").write_bytes(b"not safetensors at all")
+    paths["run_corrupt"] = bad_run
     return paths
 
 
@@ -250,6 +281,68 @@ FLAG_CASES = [
         ["attention", "{train}", "--model", "{run}", "--out", "{out}", "--method", "grad-input"],
         "a kmer-linear baseline has no per-base attributions",
     ),
+    # ---- issue 12: tracebacks on everyday mistakes, absurd flags, partial outputs
+    ("two-records", ["finetune", "{two}", "--out", "{out}"], "2 record(s) are too few to split"),
+    (
+        "kmer-linear-multilabel",
+        ["finetune", "{multilabel}", "--model", "kmer-linear", "--out", "{out}"],
+        "--model kmer-linear: does not do multilabel",
+    ),
+    (
+        "regression-nan-label",
+        ["finetune", "{regression_nan}", "--task", "regression", "--out", "{out}"],
+        "regression_nan.csv:9: label 'nan' of record",
+    ),
+    (
+        "regression-inf-label-auto",
+        ["finetune", "{regression_inf}", "--out", "{out}"],
+        "regression_inf.csv:7: label 'inf' of record",
+    ),
+    ("label-missing", ["finetune", "{label_missing}", "--out", "{out}"], "label_missing.csv:6: 1 record(s) have no label"),
+    ("time-budget-0", ["finetune", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget: must be a positive"),
+    ("time-budget-negative", ["finetune", "{train}", "--time-budget", "-1", "--out", "{out}"], "--time-budget: must be"),
+    ("threads-0", ["finetune", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
+    (
+        "stride-beyond-window",
+        ["finetune", "{train}", "--window", "32", "--stride", "100", "--out", "{out}"],
+        "--stride 100 is larger than --window 32",
+    ),
+    (
+        "stride-beyond-model-window",
+        ["finetune", "{train}", "--model", "{bert}", "--window", "20", "--stride", "19", "--out", "{out}"],
+        "--stride 19: larger than the window of 18 bases",
+    ),
+    (
+        "partial-beyond-layers",
+        ["finetune", "{train}", "--model", "{bert}", "--strategy", "partial:99", "--out", "{out}"],
+        "--strategy partial:99: the model has only 2 layers",
+    ),
+    ("split-by-unknown", ["finetune", "{train}", "--split-by", "x", "--out", "{out}"], "--split-by: 'x' is not a split"),
+    ("split-by-chrom-no-bed", ["finetune", "{train}", "--split-by", "chrom", "--out", "{out}"], "needs BED intervals"),
+    (
+        "finetune-corrupt-model",
+        ["finetune", "{train}", "--model", "{bert_corrupt}", "--out", "{out}"],
+        "model.safetensors is corrupt",
+    ),
+    ("predict-pretrain-folder", ["predict", "--model", "{pretrained}", "{train}"], "a pretrained model (genoml pretrain)"),
+    ("predict-run-without-head", ["predict", "--model", "{headless}", "{train}"], "head.safetensors is missing"),
+    ("predict-corrupt-weights", ["predict", "--model", "{run_corrupt}", "{train}"], "kmer_linear.safetensors is corrupt"),
+    ("predict-output-is-input", ["predict", "--model", "{run}", "{train}", "-o", "{train}"], "is also an input"),
+    ("predict-output-is-a-directory", ["predict", "--model", "{run}", "{train}", "-o", "{dir}"], "is a directory"),
+    ("predict-threads-0", ["predict", "--model", "{run}", "{train}", "--threads", "0"], "--threads: must be at least 1"),
+    ("predict-stdout-empty-input", ["predict", "--model", "{run}", "{empty_fa}"], "empty.fa: empty file"),
+    ("predict-stdout-binary-input", ["predict", "--model", "{run}", "{binary_fa}"], "binary.fa:1: undecodable byte"),
+    ("embed-output-is-input", ["embed", "{train}", "--model", "{bert}", "-o", "{train}"], "is also an input"),
+    ("embed-output-is-a-directory", ["embed", "{train}", "--model", "{bert}", "-o", "{dir}"], "is a directory"),
+    ("attention-no-input", ["attention", "--model", "{run}", "--out", "{out}"], "attention: give an input file"),
+    (
+        "bench-unknown-model",
+        ["bench", "{train}", "--models", "kmer-linear,nonsense", "--out", "{out}", "--seeds", "1"],
+        "--models nonsense: not a model genoml knows",
+    ),
+    ("bench-threads-0", ["bench", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
+    ("pretrain-time-budget-0", ["pretrain", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget"),
+    ("pretrain-threads-0", ["pretrain", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be"),
 ]
 
 
@@ -267,10 +360,13 @@ def test_bad_flag(argv, fragment, data, tmp_path, capsys):
     if argv[0] == "finetune" and "--model" not in argv:
         argv += ["--model", "cnn"]
     if argv[0] == "finetune":
-        argv += FAST if "--epochs" not in argv else FAST[2:]
+        extra = FAST if "--epochs" not in argv else FAST[2:]
+        argv += extra if "--threads" not in argv else extra[:-2]
     rc, stdout, err = run_cli(argv, capsys)
     assert rc == 2, err
     assert fragment.format(**values) in err, err
+    assert "Traceback" not in err
+    assert stdout == ""  # nothing on stdout (predict to stdout validates its input before the header)
     assert list(work.iterdir()) == []  # no run folder, no output, no temp file left behind
 
 
@@ -310,8 +406,8 @@ def test_test_set_identical_to_train_reports_duplicates(data, tmp_path, capsys):
     )
     assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test"]["duplicates_with_train"] == {"exact": 60, "revcomp": 0}
-    assert metrics["valid"]["duplicates_with_train"] == {"exact": 0, "revcomp": 0}
+    assert metrics["test"]["duplicates_with_train"] == {"exact": 60, "revcomp": 0, "near": 0, "overlap": 0}
+    assert metrics["valid"]["duplicates_with_train"] == {"exact": 0, "revcomp": 0, "near": 0, "overlap": 0}
 
 
 ODD_IDS = [
@@ -422,3 +518,62 @@ def _write(path: Path, raw: bytes) -> str:
 def test_matrix_size():
     """The issue asks for at least 40 bad inputs through the CLI."""
     assert len(BAD_INPUTS) + len(FLAG_CASES) + 1 >= 40
+
+
+# --------------------------------------------------------------------------- issue 12: other items
+
+
+def test_attention_on_a_cnn_run_skips_attention_and_takes_bed_alone(data, tmp_path, capsys):
+    run = tmp_path / "cnn"
+    rc, _, err = run_cli(["finetune", str(data["train"]), "--model", "cnn", "--out", str(run), *FAST], capsys)
+    assert rc == 0, err
+    out = tmp_path / "att"
+    rc, _, err = run_cli(["attention", str(data["train"]), "--model", str(run), "--out", str(out), "--limit", "2"],
+                         capsys)  # default --method attention,grad-input
+    assert rc == 0 and "has no attention maps; skipping attention/rollout, using grad-input" in err, err
+    assert (out / "tracks.grad-input.tsv").is_file()
+    genome = Path(shutil.copy(BED_GENOME, tmp_path / "genome.fa"))
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t0\t40\tr1\nchr1\t10\t50\tr2\n")
+    out2 = tmp_path / "att2"
+    rc, _, err = run_cli(["attention", "--bed", str(bed), "--genome", str(genome), "--model", str(run), "--out",
+                          str(out2)], capsys)
+    assert rc == 0, err
+    assert (out2 / "tracks.grad-input.bedgraph").is_file()
+
+
+def test_embed_on_a_genoml_pretrain_folder(data, tmp_path, capsys):
+    rc, _, err = run_cli(["embed", str(data["train"]), "--model", str(data["pretrained"]), "-o",
+                          str(tmp_path / "e.npz")], capsys)
+    assert rc == 0, err
+    import numpy as np
+
+    with np.load(tmp_path / "e.npz") as z:
+        assert len(z["ids"]) == 120 and z["embeddings"].shape[0] == 120
+
+
+def test_predict_hint_names_no_missing_flag(data, tmp_path, capsys):
+    fa = tmp_path / "prot.fa"
+    fa.write_text(">p1\nMKVLAAGIWYRRKQHPEDSL\n")
+    rc, out, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
+    assert rc == 2 and "--alphabet" not in err and "this model reads DNA" in err, err
+
+
+def test_a_one_megabyte_id_is_not_echoed_whole(data, tmp_path, capsys):
+    fa = tmp_path / "long.fa"
+    long_id = "x" * 1_000_000
+    fa.write_text(f">{long_id}\nACGTACGT\n>{long_id}\nACGTACGA\n")
+    rc, _, err = run_cli(["predict", "--model", str(data["run"]), str(fa), "--strict"], capsys)
+    assert rc == 2 and "(1000000 characters)" in err and len(err) < 2000, err[:300]
+
+
+@pytest.mark.parametrize("model", ["kmer-linear", "cnn"])
+def test_ten_records_train_with_a_sensible_split(model, data, tmp_path, capsys):
+    """Issue 12: a file of 10 records used to crash the stratified split; now every record lands in exactly one
+    split and training keeps both classes."""
+    ten = write_csv(tmp_path / "ten.csv", planted_motif_rows(10, seed=13))
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["finetune", str(ten), "--model", model, "--out", str(out), *FAST], capsys)
+    assert rc == 0, err
+    n = json.loads((out / "genoml.json").read_text())["data"]
+    assert n["train"]["n"] + n["valid"]["n"] + n["test"]["n"] == 10 and n["test"]["n"] >= 1

@@ -86,7 +86,7 @@ def test_binary_report_mentions_every_split_and_writes_pngs(tmp_path, binary_run
     assert "| data.train | train.csv |" in text and "| lr | 2e-05 |" in text
     assert "| genoml model |" in text and "| kmer-linear |" in text and "| majority class |" in text
     assert f"{baselines['majority class']['vs_model']['delta']:+.4f}" in text
-    assert "| test | 3 | 2 | 80 | 6.25% |" in text and "5 sequences also occur in train" in text
+    assert "| test | 3 | 2 | n/a | n/a | 80 | 6.25% |" in text and "5 sequences also occur in train" in text
     assert "drawn on the **test** split" in text
     assert text.index("## Plots") < text.index("## Attention") and "Heads attend to the TATA box." in text
     images = _images(tmp_path)
@@ -130,7 +130,7 @@ def test_report_reads_finetune_layout(tmp_path, binary_run):
         baselines=layout["baselines"],
     )
     text = path.read_text()
-    assert "| test | 1 | 0 | 80 | 1.25% |" in text and "1 sequences also occur in train" in text
+    assert "| test | 1 | 0 | n/a | n/a | 80 | 1.25% |" in text and "1 sequences also occur in train" in text
     assert "| majority |" in text and "| split |" not in text.split("## Baselines")[1].split("## Leakage")[0]
     assert "| train_seconds" not in text and "| baselines" not in text
     card = write_model_card(
@@ -200,7 +200,10 @@ def test_undefined_metrics_show_as_na(tmp_path):
     text = write_report(
         tmp_path, metrics=metrics, history=[], settings={}, predictions=pred, baselines=None
     ).read_text()
-    assert "| test | 0.0000 | 1.0000 |" in text and "n/a" in text
+    # issue 12: one class in a split is no headline number (not MCC 0.0): null in metrics, stated in the report
+    assert metrics["test"]["mcc"] is None and metrics["test"]["undefined"].startswith("one class")
+    assert "| test | undefined: one class: every sequence of this split is 'a' | 1.0000 |" in text, text
+    assert "**No headline:**" in text and "MCC = 0.0000" not in text and "n/a" in text
     _assert_png(tmp_path / "plots" / "roc_pr.png")
 
 
@@ -220,9 +223,25 @@ def test_model_card_contains_metrics_licence_and_usage(tmp_path, binary_run):
     assert f"test MCC = {metrics['test']['mcc']:.4f} [{lo:.4f}, {hi:.4f}]" in text
     assert f"| valid | {metrics['valid']['mcc']:.4f}" in text
     assert "GUE prom_core_tata" in text and "inherits its licence: **MIT**" in text
-    assert "genoml predict --model promoter-model in.fa" in text
-    assert 'AutoModel.from_pretrained("promoter-model")' in text
+    here = tmp_path / "promoter-model"  # issue 12: the usage names the real --out path, not only its last part
+    assert f"genoml predict --model {here} in.fa" in text
+    assert f'AutoModel.from_pretrained("{here}")' in text
     assert "5 evaluation sequences also occur in the training data" in text
+
+
+def test_model_card_licence_paragraph_and_interrupted_banner(tmp_path, binary_run):
+    metrics, _, _ = binary_run
+    licence = ("Genome sequences are public NCBI/INSDC records; full provenance: `PROVENANCE.txt` of the "
+               "corpus folder. The model weights are released under genoml's licence (MIT).")
+    text = write_model_card(tmp_path / "runs" / "demo", settings={"arch": "hf", "task": "binary"}, metrics=metrics,
+                            source_model="m", licence=licence, data_description="d", stopped="interrupted").read_text()
+    assert "`PROVENANCE.txt` of the corpus folder. The model weights are released under genoml's licence (MIT)." in text
+    assert "of the**" not in text
+    assert "**Interrupted run.**" in text
+    assert f"genoml predict --model {tmp_path / 'runs' / 'demo'} in.fa" in text
+    report = write_report(tmp_path / "r", metrics=metrics, history=[], settings={}, predictions=None, baselines=None,
+                          stopped="interrupted").read_text()
+    assert "**Interrupted run.**" in report
 
 
 def test_model_card_for_a_baseline_regression(tmp_path):
