@@ -16,7 +16,9 @@ def test_gpu_check_script_passes_on_cpu():
                           capture_output=True, text=True, timeout=580)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    table = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    lines = proc.stdout.splitlines()
+    head = lines.index("| command | status | rate | MFU |")
+    table = [line for line in lines[head:] if line.startswith("| ") and "---" not in line]
     names = [line.split(" | ")[0][2:] for line in table[1:]]
     for want in ("pretrain base", "pretrain small", "finetune cnn", "finetune transformer probe",
                  "finetune transformer lora", "finetune transformer full", "predict", "evaluate", "embed",
