@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
 GENOME = "dna_genomes/pyrodigal/GCF_001457455.1_NCTC11397_genomic.fna.gz"
+PRETRAIN_RUNS = (("tiny", 64, 20),)  # (preset, batch, steps): one tokens/s record (the last step logs)
 
 BATCHER_SNIPPET = r"""
 import json, sys, time, statistics
@@ -94,7 +95,7 @@ def pretrain_tokens_per_s(tree: Path, out: Path, argv: list[str]) -> float:
 def part_pretrain(args, trees: dict[str, Path], work: Path) -> dict:
     genome = str((Path(args.data) / GENOME).resolve())
     res = {}
-    for preset, batch, steps in (("tiny", 64, 100), ("small", 16, 8)):
+    for preset, batch, steps in PRETRAIN_RUNS:
         argv = [genome, "--preset", preset, "--window", "512", "--batch-size", str(batch), "--max-steps", str(steps),
                 "--eval-every", "10000", "--checkpoint-every", "10000", "--threads", str(args.threads), "--seed", "0"]
         per = {name: [] for name in trees}

@@ -5,6 +5,7 @@
 #                                        # finetune (cnn; tiny transformer probe/lora/full), predict, evaluate,
 #                                        # embed, attention and a two-model bench
 #   bash scripts/gpu_check.sh --cpu      # the same commands on the CPU with tiny sizes (part of the test suite)
+#   bash scripts/gpu_check.sh --compile  # also a base-preset probe with `pretrain --compile` (adds ~1-2 min)
 #
 # Runs from the checkout with PYTHONPATH=. on the machine's own torch (installs nothing; $PYTHON, else python3),
 # makes its own data in a temporary folder, prints one table (command, ok/failed, rate, MFU) and exits
@@ -13,11 +14,13 @@
 set -u
 cd "$(dirname "$0")/.."
 MODE=cuda
+COMPILE=0
 for arg in "$@"; do
   case "$arg" in
     --cpu) MODE=cpu ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "gpu_check.sh: unknown argument $arg (use --cpu)" >&2; exit 2 ;;
+    --compile) COMPILE=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "gpu_check.sh: unknown argument $arg (use --cpu or --compile)" >&2; exit 2 ;;
   esac
 done
 PY="${PYTHON:-python3}"
@@ -28,7 +31,7 @@ trap 'rm -rf "$WORK"' EXIT
 if [ "$MODE" = cuda ] && command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 fi
-"$PY" - "$MODE" "$WORK" <<'PYEOF'
+"$PY" - "$MODE" "$WORK" "$COMPILE" <<'PYEOF'
 import gc
 import json
 import sys
@@ -39,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-mode, work = sys.argv[1], Path(sys.argv[2])
+mode, work, with_compile = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1"
 cpu = mode == "cpu"
 if not cpu and not torch.cuda.is_available():
     print("gpu_check: no CUDA device visible to torch; run with --cpu for the CPU check", file=sys.stderr)
@@ -156,13 +159,15 @@ def finetune_rate(out: Path):
 # pretraining throughput probes: (label, preset, window, batch, steps, log every)
 probes = ([("pretrain base", "tiny", 32, 4, 2, 1), ("pretrain small", "tiny", 32, 8, 2, 1)] if cpu else
           [("pretrain base", "base", 512, 128, 60, 20), ("pretrain small", "small", 512, 256, 150, 50)])
+if with_compile:
+    probes.append(("pretrain base --compile", *probes[0][1:]))
 for label, preset, window, batch_size, steps, log_every in probes:
     out = work / label.replace(" ", "-")
     run(f"{label} ({preset}, window {window}, batch {batch_size})",
         ["pretrain", str(genome), "--preset", preset, "--window", str(window), "--batch-size", str(batch_size),
          "--max-steps", str(steps), "--log-every", str(log_every), "--eval-every", str(steps),
          "--checkpoint-every", str(steps), "--eval-windows", "4" if cpu else "256", "--device", device,
-         "--out", str(out), "--force"],
+         "--out", str(out), "--force", *(["--compile"] if "compile" in label else [])],
         pretrain_rate(out))
 
 train, valid, test = (str(work / f"{n}.csv") for n in ("train", "valid", "test"))
