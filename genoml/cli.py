@@ -176,6 +176,8 @@ def pretrain(
     mask_rate: Annotated[float, typer.Option(help="Fraction of tokens masked (80/10/10).")] = 0.15,
     eval_fraction: Annotated[float, typer.Option(help="Held-out share of every record.")] = 0.02,
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 500,
+    eval_windows: Annotated[int, typer.Option(help="Held-out windows evaluated each time.")] = 256,
+    log_every: Annotated[int, typer.Option(help="Steps between training-loss / tokens-per-second records.")] = 50,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between atomic checkpoints.")] = 500,
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     model: Annotated[str | None, typer.Option(help="Continue pretraining this HF masked-LM folder or hub id.")] = None,
@@ -199,7 +201,8 @@ def pretrain(
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
-                         resume=resume, force=force, device=device, compile=compile, prefetch=prefetch)
+                         resume=resume, force=force, device=device, compile=compile, prefetch=prefetch,
+                         eval_windows=eval_windows, log_every=log_every)
     path = run_pretrain(cfg)
     print(path)
 

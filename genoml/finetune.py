@@ -285,7 +285,12 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
     ids, y = job.train_items(tokenizer, max_tokens)
     probe = model.arch == "hf" and cfg.strategy_name() == "probe"
     t0 = time.time()
-    if probe:
+    if probe:  # the frozen encoder runs once, on the training device (Accelerate would move it later anyway)
+        from genoml.device import resolve_device
+
+        device = resolve_device(cfg.device)
+        if device.type != "cpu":
+            model.to(device)
         feats = encode_features(model, ids, tokenizer.pad_id)
         valid_feats = (
             encode_features(model, make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride).ids,

@@ -148,6 +148,7 @@ class Corpus:
         self.data = (
             np.memmap(data_path, dtype=np.uint8, mode="r", shape=(total,)) if total else np.zeros(0, np.uint8)
         )
+        self._flat = np.asarray(self.data)  # plain ndarray view of the map (no memmap wrapping per slice)
         self.window = window
         self.by_position = self.alphabet == "dna"  # DNA: uniform over bases; protein: uniform over records
         self.train, self.heldout = self._split(eval_fraction)
@@ -222,17 +223,79 @@ class Corpus:
             seq = reverse_complement(seq)
         return Window(rec, int(segs.offset[s]) - int(self.offsets[rec]) + start, strand, seq)
 
-    def sample_bases(self, rng: np.random.Generator, heldout: bool = False) -> tuple[Window, np.ndarray]:
-        """`sample` without building strings: (Window with seq="", its letters as a uint8 array (n,)).
-        Same rng draws, so the same window as `sample(rng)`."""
+    def sample_batch(self, rng: np.random.Generator, rows: int, take=None, heldout: bool = False) -> WindowBatch:
+        """`rows` windows drawn at once from one generator (the rules of `sample`), of which the rows `take`
+        (default all) are gathered: a row's window depends only on the generator's seed and its row index.
+        DNA: uniform start over all positions, random strand, redrawn (up to 10 candidates) when more than
+        half N; protein: uniform record, uniform crop."""
         segs = self.heldout if heldout else self.train
-        s, start, n, strand = self._draw(rng, heldout)
-        off = int(segs.offset[s]) + start
-        bases = np.asarray(self.data[off : off + n])
-        if strand == "-":
-            bases = _complement_table()[bases[::-1]]
-        rec = int(segs.record[s])
-        return Window(rec, int(segs.offset[s]) - int(self.offsets[rec]) + start, strand, ""), bases
+        weights = self._cum[heldout]
+        tries = 10
+        if self.by_position:
+            u = rng.integers(int(weights[-1]), size=(tries, rows))  # (T, R)
+            s = np.searchsorted(weights, u, side="right")
+            start = u - np.where(s > 0, weights[np.maximum(s - 1, 0)], 0)
+        else:
+            s = rng.integers(len(segs), size=(tries, rows))
+            room = np.maximum(1, segs.length[s] - self.window + 1)
+            start = np.minimum((rng.random((tries, rows)) * room).astype(np.int64), room - 1)
+        minus = rng.integers(2, size=(tries, rows)).astype(bool) if self.alphabet == "dna" else np.zeros(
+            (tries, rows), dtype=bool
+        )
+        cols = np.arange(rows) if take is None else np.asarray(take, dtype=np.int64)
+        s, start, minus = s[:, cols], start[:, cols], minus[:, cols]  # (T, B)
+        n = np.minimum(self.window, segs.length[s] - start)  # (T, B)
+        off = segs.offset[s] + start  # (T, B) corpus offset of each candidate
+        pick = np.zeros(len(cols), dtype=np.int64)  # candidate used per row
+        letters, valid = self._gather(off[0], n[0], minus[0])  # (B, W): first candidates
+        if self.alphabet == "dna":  # redraw mostly-N windows; the last candidate is used whatever its N content
+            todo = np.flatnonzero(np.count_nonzero((letters == _N) & valid, axis=1) > MAX_N_FRACTION * n[0])
+            for t in range(1, tries):
+                if not len(todo):
+                    break
+                pick[todo] = t
+                cand, _ = self._gather(off[t, todo], n[t, todo])
+                todo = todo[np.count_nonzero(cand == _N, axis=1) > MAX_N_FRACTION * n[t, todo]]
+            if pick.any():
+                r = np.arange(len(cols))
+                n_new = n[pick, r]
+                redo = np.flatnonzero(pick)
+                again, _ = self._gather(off[pick[redo], redo], n_new[redo], minus[pick[redo], redo])
+                width = max(letters.shape[1], again.shape[1])
+                letters = np.pad(letters, ((0, 0), (0, width - letters.shape[1])))
+                letters[redo] = np.pad(again, ((0, 0), (0, width - again.shape[1])))
+        r = np.arange(len(cols))
+        s, start, minus, n = s[pick, r], start[pick, r], minus[pick, r], n[pick, r]
+        letters = letters[:, : int(n.max()) if len(n) else 0]
+        rec = segs.record[s]
+        return WindowBatch(rec, segs.offset[s] - self.offsets[rec] + start, minus, letters, n)
+
+    def _gather(self, off: np.ndarray, n: np.ndarray, minus: np.ndarray | None = None):
+        """Letters (B, W) uint8 of windows at corpus offsets `off` (B,) of lengths `n` (B,), zero past n;
+        reverse-complemented where `minus`. Returns (letters, valid (B, W) bool)."""
+        W = int(n.max()) if len(n) else 0
+        j = np.arange(W)[None, :]  # (1, W)
+        valid = j < n[:, None]  # (B, W)
+        pos = j if minus is None else np.where(minus[:, None], n[:, None] - 1 - j, j)
+        idx = np.where(valid, off[:, None] + pos, 0)
+        letters = self._flat[idx]  # (B, W)
+        if minus is not None and minus.any():
+            letters = np.where(minus[:, None], _complement_table()[letters], letters)
+        return np.where(valid, letters, 0).astype(np.uint8), valid
+
+
+@dataclass
+class WindowBatch:
+    """Windows drawn together: record index, start in the record, minus strand, letters (B, W), lengths (B,)."""
+
+    record: np.ndarray
+    start: np.ndarray
+    minus: np.ndarray
+    letters: np.ndarray
+    length: np.ndarray
+
+    def rows(self) -> list[np.ndarray]:
+        return [self.letters[i, : self.length[i]] for i in range(len(self.length))]
 
 
 _N = ord("N")
@@ -351,17 +414,20 @@ class MaskedBatcher:
         self.encoder = ArrayEncoder.for_tokenizer(tokenizer)
 
     def train_batch(self, micro: int, rank: int, world: int) -> dict:
+        """Micro-batch `micro` (= step x grad_accum + k) for process `rank` of `world`: its rows of the global
+        micro-batch, rows g = rank, rank + world, ... -> input_ids, attention_mask, labels (B, L)."""
         step, k = divmod(micro, self.cfg.grad_accum)
-        rows = range(k * self.rows_per_micro, (k + 1) * self.rows_per_micro)[rank::world]
-        drawn = [self.corpus.sample_bases(np.random.default_rng([self.cfg.seed, step, g])) for g in rows]
+        rows = list(range(rank, self.rows_per_micro, world))
+        key = (self.cfg.seed, step, k)
+        win = self.corpus.sample_batch(np.random.default_rng([*key, 0x77696E]), self.rows_per_micro, take=rows)
         if self.debug_dir is not None:
             with open(self.debug_dir / f"samples-rank{rank}.tsv", "a") as f:
                 f.writelines(
-                    f"{step}\t{g}\t{w.record}\t{w.start}\t{w.strand}\n"
-                    for g, (w, _) in zip(rows, drawn, strict=True)
+                    f"{step}\t{k * self.rows_per_micro + g}\t{win.record[i]}\t{win.start[i]}\t"
+                    f"{'-' if win.minus[i] else '+'}\n"
+                    for i, g in enumerate(rows)
                 )
-        noise = self._noise(self.cfg.seed, step, k)
-        return self._batch([b for _, b in drawn], noise, [g - k * self.rows_per_micro for g in rows])
+        return self._batch(win.rows(), self._noise(*key), rows)
 
     def _noise(self, *key: int, rows: int | None = None) -> MaskNoise:
         """Masking noise (rows_per_micro, max_tokens) of one global micro-batch, from one generator."""
@@ -398,13 +464,12 @@ class MaskedBatcher:
 
     def heldout_batches(self, n: int, batch: int = 64) -> list[dict]:
         """A fixed held-out set: n windows and their masks (every target [MASK]), apart from the training stream."""
-        rngs = [np.random.default_rng([self.cfg.seed, 2**32 - 1, j]) for j in range(n)]
-        windows = [self.corpus.sample_bases(rng, heldout=True)[1] for rng in rngs]
         out = []
         for i in range(0, n, batch):
-            rows = windows[i : i + batch]
-            noise = self._noise(self.cfg.seed, 2**32 - 1, i, rows=len(rows))
-            out.append(self._batch(rows, noise, list(range(len(rows))), mask_only=True))
+            rows = min(batch, n - i)
+            key = (self.cfg.seed, 2**32 - 1, i)
+            win = self.corpus.sample_batch(np.random.default_rng([*key, 0x77696E]), rows, heldout=True)
+            out.append(self._batch(win.rows(), self._noise(*key, rows=rows), list(range(rows)), mask_only=True))
         return out
 
 
@@ -504,10 +569,11 @@ class Prefetcher:
     `limit`: first micro index never prepared (the end of training).
     """
 
-    def __init__(self, get_batch, *, depth: int = 2, limit: int | None = None, pin: bool = False):
+    def __init__(self, get_batch, *, depth: int = 2, limit: int | None = None, pin: bool = False, workers: int = 1):
         import threading
 
         self.get_batch, self.depth, self.limit, self.pin = get_batch, max(1, depth), limit, pin
+        self.workers = max(1, workers)  # threads preparing batches (numpy/torch release the GIL in their kernels)
         self._cv = threading.Condition()
         self._ready: dict[int, tuple[bool, object]] = {}
         self._gen = 0  # bumped on every restart: results of an older stream are dropped
@@ -515,21 +581,25 @@ class Prefetcher:
         self._want: int | None = None  # the index the consumer is expected to ask for next
         self._args: tuple[int, int] = (0, 1)
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.wait_s = 0.0  # time the consumer spent waiting for batches
 
     def __call__(self, micro: int, rank: int, world: int) -> dict:
         import threading
 
         with self._cv:
-            if self._thread is None or self._want != micro or self._args != (rank, world):
+            if not self._threads or self._want != micro or self._args != (rank, world):
                 self._gen += 1
                 self._ready.clear()
                 self._next, self._args = micro, (rank, world)
-                if self._thread is None:
+                if not self._threads:
                     self._stop = False
-                    self._thread = threading.Thread(target=self._work, name="genoml-batcher", daemon=True)
-                    self._thread.start()
+                    self._threads = [
+                        threading.Thread(target=self._work, name=f"genoml-batcher-{i}", daemon=True)
+                        for i in range(self.workers)
+                    ]
+                    for t in self._threads:
+                        t.start()
                 self._cv.notify_all()
             self._want = micro + 1
             t0 = time.perf_counter()
@@ -571,12 +641,12 @@ class Prefetcher:
                 self._cv.notify_all()
 
     def close(self) -> None:
-        """Stop the worker thread (it finishes the batch in progress)."""
+        """Stop the worker threads (each finishes the batch in progress)."""
         with self._cv:
             self._stop = True
             self._cv.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join(timeout=30)
         with self._cv:
             self._ready.clear()
@@ -913,8 +983,9 @@ def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, to
     )
     t0 = time.time()
     prefetch = (
-        Prefetcher(batcher.train_batch, depth=cfg.prefetch, limit=cfg.max_steps * cfg.grad_accum,
-                   pin=device.type == "cuda")
+        Prefetcher(batcher.train_batch, depth=max(cfg.prefetch, 2 if device.type == "cuda" else 1),
+                   limit=cfg.max_steps * cfg.grad_accum, pin=device.type == "cuda",
+                   workers=2 if device.type == "cuda" else 1)
         if cfg.prefetch else None
     )
     trainer = Trainer(

@@ -100,9 +100,10 @@ def test_grad_accum_micro_batches_split_the_step(batcher):
     assert not torch.equal(a["input_ids"], c["input_ids"])
 
 
-def test_prefetcher_gives_the_same_batches_restarts_on_a_jump_and_reraises(batcher):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_prefetcher_gives_the_same_batches_restarts_on_a_jump_and_reraises(batcher, workers):
     b = batcher()
-    pf = Prefetcher(b.train_batch, depth=2, limit=20)
+    pf = Prefetcher(b.train_batch, depth=2, limit=20, workers=workers)
     try:
         for micro in [0, 1, 2, 3, 10, 11, 4]:
             got, want = pf(micro, 0, 1), b.train_batch(micro, 0, 1)
@@ -115,8 +116,33 @@ def test_prefetcher_gives_the_same_batches_restarts_on_a_jump_and_reraises(batch
             raise KeyboardInterrupt("simulated kill")
         return {"x": torch.tensor([micro])}
 
-    pf = Prefetcher(failing, depth=3, limit=10)
+    pf = Prefetcher(failing, depth=3, limit=10, workers=workers)
     assert int(pf(0, 0, 1)["x"]) == 0 and int(pf(1, 0, 1)["x"]) == 1
     with pytest.raises(KeyboardInterrupt):
         pf(2, 0, 1)
     pf.close()
+
+
+def test_sample_batch_draws_training_windows_row_by_row(tmp_path):
+    from genoml.io import reverse_complement
+
+    seqs = ["".join(np.random.default_rng(i).choice(list("ACGT"), 2000)) for i in range(2)]
+    seqs.append("N" * 1500 + "ACGT" * 50)  # mostly N: windows there are redrawn
+    fa = tmp_path / "g.fa"
+    fa.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
+    data, index = build_corpus_cache([Path(fa)], "dna", tmp_path / "cache")
+    corpus = Corpus(data, index, window=64, eval_fraction=0.1)
+    rng = lambda: np.random.default_rng([1, 2, 3])  # noqa: E731
+    full = corpus.sample_batch(rng(), 200)
+    part = corpus.sample_batch(rng(), 200, take=[5, 17, 199])
+    assert np.array_equal(part.letters, full.letters[[5, 17, 199]][:, : part.letters.shape[1]])
+    assert full.minus.any() and (~full.minus).any()
+    for i in range(200):
+        text = full.letters[i, : full.length[i]].tobytes().decode()
+        rec, start = int(full.record[i]), int(full.start[i])
+        fwd = seqs[rec][start : start + full.length[i]]
+        assert text == (reverse_complement(fwd) if full.minus[i] else fwd)
+        assert start + full.length[i] <= len(seqs[rec]) - int(len(seqs[rec]) * 0.1)  # never the held-out tail
+        assert text.count("N") <= 32
+    held = corpus.sample_batch(rng(), 50, heldout=True)
+    assert all(int(s) >= len(seqs[int(r)]) - int(len(seqs[int(r)]) * 0.1) for r, s in zip(held.record, held.start))
