@@ -155,6 +155,9 @@ def pretrain(
     inputs: Annotated[list[str], typer.Argument(help="FASTA files (plain or gzip; genomes or protein sets).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder (HF masked-LM + tokenizer + genoml.json).")] = "runs/pretrain",
     preset: Annotated[str, typer.Option(help="tiny | small | base.")] = "small",
+    arch: Annotated[str | None, typer.Option(
+        help="bert | esm (pre-LayerNorm, rotary positions); default bert for DNA, esm for protein.")] = None,
+    dropout: Annotated[float, typer.Option(help="Hidden dropout while pretraining a new model.")] = 0.1,
     tokenizer: Annotated[
         str | None, typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert (default: char / esm).")
     ] = None,
@@ -178,7 +181,12 @@ def pretrain(
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
     from genoml.pretrain import PretrainConfig, run_pretrain
 
-    cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, tokenizer=tokenizer, alphabet=alphabet,
+    if arch is not None and arch not in ("bert", "esm"):
+        raise InputError(f"--arch: '{arch}' is not a masked-LM architecture here; use bert or esm (for a "
+                         "convolutional trunk, pretrain it on labelled data with genoml multitask)")
+    if not 0 <= dropout < 1:
+        raise InputError(f"--dropout: must be in [0, 1), got {dropout}")
+    cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, arch=arch, dropout=dropout, tokenizer=tokenizer, alphabet=alphabet,
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
