@@ -179,8 +179,9 @@ def _run_candidate(cfg_dict: dict, command: list[str], log_file: str | None) -> 
     t0 = time.time()
     try:
         result = run_finetune(cfg, command=command)
-    except GenomlError as e:
-        return {"error": f"{type(e).__name__}: {e}", "wall_s": round(time.time() - t0, 1)}
+    except Exception as e:  # noqa: BLE001 - one failing candidate (e.g. kmer-linear on multilabel) is reported, not fatal
+        logging.getLogger("genoml").warning("auto: candidate %s failed: %s: %s", cfg.model, type(e).__name__, e)
+        return {"error": f"{type(e).__name__}: {str(e)[:300]}", "wall_s": round(time.time() - t0, 1)}
     return {"metrics": result["metrics"], "stopped": result["stopped"], "wall_s": round(time.time() - t0, 1)}
 
 
