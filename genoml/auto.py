@@ -137,7 +137,13 @@ def candidate_specs(cfg: FinetuneConfig) -> list[str]:
 
     specs = list(DEFAULT_CANDIDATES)
     for spec in cfg.candidates:
-        parse_model_spec(spec)  # validates the name[:strategy] syntax
+        name, _ = parse_model_spec(spec)  # validates the name[:strategy] syntax
+        if name not in (*BASELINE_MODELS, "embedded") and not name.startswith("random:") and not Path(name).is_dir():
+            from genoml.models import hub_reachable
+
+            if not hub_reachable():
+                raise InputError(f"--candidates {spec}: '{name}' is not a local folder, and the Hugging Face Hub "
+                                 "cannot be reached")
         if spec == "auto":
             raise InputError("--candidates: 'auto' is not a model; name models such as cnn or a run folder")
         if spec not in specs:
