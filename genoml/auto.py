@@ -137,7 +137,10 @@ def candidate_specs(cfg: FinetuneConfig) -> list[str]:
 
     specs = list(DEFAULT_CANDIDATES)
     for spec in cfg.candidates:
-        name, _ = parse_model_spec(spec)  # validates the name[:strategy] syntax
+        try:
+            name, _ = parse_model_spec(spec)  # validates the name[:strategy] syntax
+        except InputError as e:
+            raise InputError(str(e).replace("--models", "--candidates")) from None
         if name not in (*BASELINE_MODELS, "embedded") and not name.startswith("random:") and not Path(name).is_dir():
             from genoml.models import hub_reachable
 
