@@ -333,7 +333,9 @@ def bench(
     """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
     from genoml.bench import BenchConfig, run_bench
 
-    options = {"rc_augment": rc_augment, "rc_average": rc_average}
+    if rc not in ("auto", "on", "off"):
+        raise InputError(f"--rc: '{rc}' is not supported; use auto, on or off")
+    options = {"rc_augment": rc_augment, "rc_average": rc_average, "rc": rc if rc != "auto" else None}
     options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
     if adapt_steps < 0:
         raise InputError(f"--adapt-steps: must be 0 or more, got {adapt_steps}")
