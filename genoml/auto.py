@@ -46,7 +46,7 @@ RC_TOLERANCE = 0.01  # strand-symmetric k-mer model within this validation MCC o
 
 
 def decide_rc(train_seqs: list[str], y_train: np.ndarray, valid_seqs: list[str], y_valid: np.ndarray,
-              task: str, seed: int = 0, max_train: int = 6000) -> dict:
+              task: str, seed: int = 0, max_train: int = 3000) -> dict:
     """Is the task strand-symmetric? Fit two k-mer (k = 1..5) logistic regressions on (at most
     `max_train`) training sequences: strand-aware counts and strand-symmetric counts (k-mers of the
     sequence plus its reverse complement). If the symmetric model's validation MCC is within
@@ -137,7 +137,16 @@ def candidate_specs(cfg: FinetuneConfig) -> list[str]:
 
     specs = list(DEFAULT_CANDIDATES)
     for spec in cfg.candidates:
-        parse_model_spec(spec)  # validates the name[:strategy] syntax
+        try:
+            name, _ = parse_model_spec(spec)  # validates the name[:strategy] syntax
+        except InputError as e:
+            raise InputError(str(e).replace("--models", "--candidates")) from None
+        if name not in (*BASELINE_MODELS, "embedded") and not name.startswith("random:") and not Path(name).is_dir():
+            from genoml.models import hub_reachable
+
+            if not hub_reachable():
+                raise InputError(f"--candidates {spec}: '{name}' is not a local folder, and the Hugging Face Hub "
+                                 "cannot be reached")
         if spec == "auto":
             raise InputError("--candidates: 'auto' is not a model; name models such as cnn or a run folder")
         if spec not in specs:
@@ -179,8 +188,9 @@ def _run_candidate(cfg_dict: dict, command: list[str], log_file: str | None) -> 
     t0 = time.time()
     try:
         result = run_finetune(cfg, command=command)
-    except GenomlError as e:
-        return {"error": f"{type(e).__name__}: {e}", "wall_s": round(time.time() - t0, 1)}
+    except Exception as e:  # noqa: BLE001 - one failing candidate (e.g. kmer-linear on multilabel) is reported, not fatal
+        logging.getLogger("genoml").warning("auto: candidate %s failed: %s: %s", cfg.model, type(e).__name__, e)
+        return {"error": f"{type(e).__name__}: {str(e)[:300]}", "wall_s": round(time.time() - t0, 1)}
     return {"metrics": result["metrics"], "stopped": result["stopped"], "wall_s": round(time.time() - t0, 1)}
 
 

@@ -165,6 +165,9 @@ def pretrain(
     inputs: Annotated[list[str], typer.Argument(help="FASTA files (plain or gzip; genomes or protein sets).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder (HF masked-LM + tokenizer + genoml.json).")] = "runs/pretrain",
     preset: Annotated[str, typer.Option(help="tiny | small | base.")] = "small",
+    arch: Annotated[str | None, typer.Option(
+        help="bert | esm (pre-LayerNorm, rotary positions); default bert for DNA, esm for protein.")] = None,
+    dropout: Annotated[float, typer.Option(help="Hidden dropout while pretraining a new model.")] = 0.1,
     tokenizer: Annotated[
         str | None, typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert (default: char / esm).")
     ] = None,
@@ -196,8 +199,12 @@ def pretrain(
 
     check_threads(threads)
     check_time_budget(time_budget)
-
-    cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, tokenizer=tokenizer, alphabet=alphabet,
+    if arch is not None and arch not in ("bert", "esm"):
+        raise InputError(f"--arch: '{arch}' is not a masked-LM architecture here; use bert or esm (for a "
+                         "convolutional trunk, pretrain it on labelled data with genoml multitask)")
+    if not 0 <= dropout < 1:
+        raise InputError(f"--dropout: must be in [0, 1), got {dropout}")
+    cfg = PretrainConfig(inputs=list(inputs), out=out, preset=preset, arch=arch, dropout=dropout, tokenizer=tokenizer, alphabet=alphabet,
                          window=window, max_steps=max_steps, batch_size=batch_size, lr=lr, mask_rate=mask_rate,
                          eval_fraction=eval_fraction, eval_every=eval_every, checkpoint_every=checkpoint_every,
                          grad_accum=grad_accum, model=model, time_budget_min=time_budget, seed=seed, threads=threads,
@@ -411,7 +418,9 @@ def bench(
     check_threads(threads)
     check_time_budget(time_budget)
 
-    options = {"rc_augment": rc_augment, "rc_average": rc_average}
+    if rc not in ("auto", "on", "off"):
+        raise InputError(f"--rc: '{rc}' is not supported; use auto, on or off")
+    options = {"rc_augment": rc_augment, "rc_average": rc_average, "rc": rc if rc != "auto" else None}
     options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
     if adapt_steps < 0:
         raise InputError(f"--adapt-steps: must be 0 or more, got {adapt_steps}")

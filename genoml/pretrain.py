@@ -1123,6 +1123,10 @@ def _save_outputs(
         "config": dataclasses.asdict(cfg),
         "versions": versions(),
     }
+    warning = _baseline_warning(last_eval.get("masked_acc"), baselines)
+    if warning:
+        meta["warning"] = warning
+        log.warning("%s", warning)
     (out / "genoml.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     plot_losses(result.history, out / "loss.png", baselines)
     if result.stopped_reason != "interrupted":
@@ -1134,6 +1138,19 @@ def _save_outputs(
         result.steps,
         f"{last_eval.get('masked_acc', float('nan')):.4f}",
     )
+
+
+BASELINE_MARGIN = 0.02  # held-out masked accuracy must beat the k-mer context baseline by this much
+
+
+def _baseline_warning(masked_acc: float | None, baselines: dict | None) -> str | None:
+    """A warning when the held-out masked accuracy does not beat the k-mer context baseline by BASELINE_MARGIN."""
+    ctx = (baselines or {}).get("context_acc")
+    if masked_acc is None or ctx is None or masked_acc >= ctx + BASELINE_MARGIN:
+        return None
+    return (f"held-out masked accuracy {masked_acc:.4f} does not beat the {baselines.get('context_size', '?')}-token "
+            f"context frequency baseline ({ctx:.4f}) by {BASELINE_MARGIN}: the model has learnt little beyond local "
+            "k-mer statistics; train longer, or try --arch esm --dropout 0 with a higher --lr")
 
 
 def plot_losses(history: list[dict], path: Path, baselines: dict | None = None) -> None:

@@ -962,7 +962,29 @@ def write_markdown(out: Path, dest: Path) -> None:
                 "",
             ]
     body += render_rss_1m(out / "rss-1m")
+    body += kept_sections(dest)
     dest.write_text("\n".join(body) + "\n")
+
+
+KEPT = "<!-- kept: written by another script; make bench keeps this section -->"
+
+
+def kept_sections(dest: Path) -> list[str]:
+    """Sections of the existing file marked with KEPT (from scripts/bench_defaults.py, bench_transfer.py):
+    `make bench` does not run them, so it carries them over unchanged."""
+    if not dest.is_file():
+        return []
+    out, current = [], None
+    for line in dest.read_text().splitlines():
+        if line.startswith("## "):
+            if current and KEPT in current:
+                out += current
+            current = [line]
+        elif current is not None:
+            current.append(line)
+    if current and KEPT in current:
+        out += current
+    return out
 
 
 def render_rss_1m(folder: Path) -> list[str]:

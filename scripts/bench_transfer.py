@@ -45,6 +45,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=2.0, help="minutes per fine-tuning run (both arms)")
     ap.add_argument("--pretrain-budget", type=float, default=12.0)
     ap.add_argument("--arch", default="cnn")
+    ap.add_argument("--summary-only", action="store_true", help="tabulate the finished runs, start nothing")
     a = ap.parse_args()
     if not GUE.is_dir():
         print(f"skipped: {GUE} absent", file=sys.stderr)
@@ -63,17 +64,21 @@ def main() -> int:
             print("multitask failed; see", out / "trunk.log", file=sys.stderr)
             return 1
         print(f"trunk in {time.time() - t0:.0f}s", flush=True)
-    jobs = []
-    for t in targets:
-        d = GUE / t
-        for seed in range(a.seeds):
+    jobs = []  # seed-major order: an interrupted benchmark has as many seeds as possible on every task
+    for seed in range(a.seeds):
+        for t in targets:
+            d = GUE / t
             for arm, model in (("scratch", a.arch), ("supervised-pretrained", str(trunk))):
                 run = out / t / f"{arm}-seed{seed}"
                 argv = ["finetune", str(d / "train.csv"), "--valid", str(d / "dev.csv"), "--test", str(d / "test.csv"),
                         "--model", model, "--time-budget", f"{a.budget:g}", "--seed", str(seed), "--threads", "1",
                         "--no-baselines", "--no-attention", "--out", str(run), "--force"]
                 jobs.append((t, arm, seed, run, argv))
-    pending = [j for j in jobs if not (j[3] / "metrics.json").is_file() or (j[3] / ".incomplete").exists()]
+
+    def done(j) -> bool:
+        return (j[3] / "metrics.json").is_file() and not (j[3] / ".incomplete").exists()
+
+    pending = [] if a.summary_only else [j for j in jobs if not done(j)]
     running: list[tuple[subprocess.Popen, tuple]] = []
     while pending or running:
         while pending and len(running) < 2:
@@ -85,7 +90,7 @@ def main() -> int:
                 running.remove((p, j))
                 print(f"{j[0]} {j[1]} seed {j[2]}: exit {p.returncode}", flush=True)
     rows = []
-    for t, arm, seed, run, _argv in jobs:
+    for t, arm, seed, run, _argv in (j for j in jobs if done(j)):
         m = json.loads((run / "metrics.json").read_text())
         rows.append({"task": t, "arm": arm, "seed": seed, "valid_mcc": m["valid"]["mcc"], "test_mcc": m["test"]["mcc"],
                      "train_seconds": m.get("train_seconds"), "rc": (m.get("rc") or {}).get("decision")})
@@ -98,8 +103,13 @@ def main() -> int:
              "| task | scratch cnn (test MCC ×100, mean ± sd) | supervised-pretrained cnn, full | Δ | per seed (scratch / pretrained) |",
              "|---|---|---|---|---|"]
     for t in targets:
-        s = [100 * r["test_mcc"] for r in rows if r["task"] == t and r["arm"] == "scratch"]
-        p = [100 * r["test_mcc"] for r in rows if r["task"] == t and r["arm"] != "scratch"]
+        seeds = {r["seed"] for r in rows if r["task"] == t and r["arm"] == "scratch"} & {
+            r["seed"] for r in rows if r["task"] == t and r["arm"] != "scratch"}  # paired seeds only
+        s = [100 * r["test_mcc"] for r in rows if r["task"] == t and r["arm"] == "scratch" and r["seed"] in seeds]
+        p = [100 * r["test_mcc"] for r in rows if r["task"] == t and r["arm"] != "scratch" and r["seed"] in seeds]
+        if not s:
+            lines.append(f"| {t} | not run | not run | – | – |")
+            continue
 
         def ms(v):
             return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
@@ -114,7 +124,8 @@ def main() -> int:
                      f"{c['kept']} |")
     lines += ["", "Commands: `genoml " + " ".join(rel(Path(x)) if x.startswith(str(GUE)) else x for x in pre_cmd) + "`",
               "and per task/seed `genoml finetune TRAIN --valid DEV --test TEST --model {cnn | TRUNK} --time-budget "
-              f"{a.budget:g} --seed S --threads 1 --no-baselines --no-attention`; reproduce all with "
+              f"{a.budget:g} --seed S --threads 1 --no-baselines --no-attention` (seeds per task: the count of "
+              "values in the per-seed column); reproduce all with "
               f"`python scripts/bench_transfer.py --out {a.out} --seeds {a.seeds} --budget {a.budget:g} "
               f"--pretrain-budget {a.pretrain_budget:g}`."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -63,7 +63,9 @@ def test_auto_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main([*argv, "--rc", "maybe"]) == 2
     assert "--rc: 'maybe'" in capsys.readouterr().err
     assert main([*argv, "--candidates", "cnn:lora"]) == 2
-    assert "--models cnn:lora" in capsys.readouterr().err or "baseline" in capsys.readouterr().err
+    assert "--candidates cnn:lora: 'cnn' is a baseline" in capsys.readouterr().err
+    assert main([*argv, "--candidates", str(tmp_path / "no-such-run")]) == 2
+    assert "--candidates" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
