@@ -241,8 +241,7 @@ def test_targets(test_path: str, run_dir: str | Path) -> tuple[str, np.ndarray, 
     space = LabelSpace(**{k: labels[k] for k in ("task", "names", "mean", "std") if k in labels})
     records = list(read_records(InputSpec(path=test_path)))
     y = space.encode([r.label for r in records], where=test_path).numpy()
-    if space.task == "regression":
-        y = y * space.std + space.mean
+    y = space.decode(y)
     return space.task, y, [r.id for r in records]
 
 

@@ -15,7 +15,7 @@ import click
 import typer
 
 from genoml import __version__
-from genoml.errors import GenomlError, InputError, NotImplementedYetError
+from genoml.errors import GenomlError, InputError
 from genoml.log import setup_logging
 
 log = logging.getLogger("genoml")
@@ -151,13 +151,6 @@ def finetune(
     print(result["out"])
     if result["stopped"] == "interrupted":
         raise typer.Exit(130)
-
-
-# ---------------------------------------------------------------- not yet built
-
-
-def _not_yet(name: str, issue: int) -> None:
-    raise NotImplementedYetError(f"'genoml {name}' is not implemented yet (tracked in issue {issue})")
 
 
 @app.command()

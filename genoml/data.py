@@ -85,6 +85,11 @@ class LabelSpace:
             raise InputError(f"--task binary: found {len(names)} classes ({', '.join(names[:5])}...)")
         return cls(task, names)
 
+    def decode(self, values):
+        """Model-scale targets or predictions -> the user's scale: de-standardised values for regression
+        (numpy array or tensor, any shape), unchanged for classification."""
+        return values * self.std + self.mean if self.task == "regression" else values
+
     def encode(self, labels: Sequence[str], where: str = "labels") -> torch.Tensor:
         """Raw labels -> targets: class ids (N,), multi-hot (N, C) or standardized values (N,)."""
         if self.task == "regression":
@@ -171,12 +176,6 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gen
         part = part[np.argsort(lengths[part], kind="stable")]
         batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def eval_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Deterministic length-sorted batches for inference."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def aggregate_windows(logits: torch.Tensor, parent: np.ndarray, n: int, how: str = "mean") -> torch.Tensor:

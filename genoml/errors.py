@@ -25,12 +25,6 @@ class UnsafeModelError(GenomlError):
     exit_code = 3
 
 
-class NotImplementedYetError(GenomlError):
-    """A command that exists in the CLI but is not built yet (exit code 1)."""
-
-    exit_code = 1
-
-
 def where(path: object, line: int | None = None) -> str:
     """Format a ``path:line`` location for messages (``<stdin>`` for ``-``)."""
     name = "<stdin>" if str(path) == "-" else str(path)

@@ -41,8 +41,7 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
             f"{len(records)} unlabelled); evaluate needs labelled input (a label column, label= in headers, or --labels)"
         )
     y = labels.encode([r.label if r.label is not None else "" for r in records], where=where).numpy()
-    if labels.task == "regression":
-        y = y * labels.std + labels.mean
+    y = labels.decode(y)
     scores = predictor.scores([r.seq for r in records])
     thr = threshold if threshold is not None else meta.get("threshold", 0.5)
     metrics = {"eval": compute_metrics(labels.task, y, scores, labels.names, thr)}

@@ -269,8 +269,7 @@ class Job:
 
         scores = predictor.scores(self.splits[name].seqs)
         y = self.targets[name].numpy()
-        if self.labels.task == "regression":
-            y = y * self.labels.std + self.labels.mean
+        y = self.labels.decode(y)
         return compute_metrics(self.labels.task, y, scores, self.labels.names, self.cfg.threshold), scores
 
 
@@ -341,8 +340,7 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
             from genoml.metrics import compute_metrics
 
             yv = job.targets["valid"].numpy()
-            if job.labels.task == "regression":
-                yv = yv * job.labels.std + job.labels.mean
+            yv = job.labels.decode(yv)
             metrics = compute_metrics(job.labels.task, yv, logits_to_scores(logits, job.labels), job.labels.names,
                                       cfg.threshold)
         else:
@@ -481,8 +479,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
             write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels,
                               true_labels=splits[name].labels, threshold=cfg.threshold)
             y_true = job.targets[name].numpy()
-            if job.labels.task == "regression":
-                y_true = y_true * job.labels.std + job.labels.mean
+            y_true = job.labels.decode(y_true)
             predictions[name] = {"y_true": y_true, "probs": scores, "labels": job.labels.names,
                                  "task": job.labels.task, "ids": splits[name].ids}
     metrics["train_seconds"] = round(train_seconds, 2)
@@ -560,7 +557,7 @@ def baseline_metrics(job: Job, alphabet: str, predictions: dict) -> dict:
             raise GenomlError("kmer-linear baseline does not do multilabel")
         km.fit(job.splits["train"].seqs, y_train)
         scores = logits_to_scores(torch.as_tensor(km.logits(job.splits[split].seqs), dtype=torch.float32), job.labels)
-        yy = y * job.labels.std + job.labels.mean if task == "regression" else y
+        yy = job.labels.decode(y)
         out["kmer-linear"] = compute_metrics(task, yy, scores, job.labels.names, job.cfg.threshold)
         out["kmer-linear"]["_scores"] = scores
     except GenomlError as e:

@@ -28,7 +28,7 @@ def logits_to_scores(logits: torch.Tensor, labels: LabelSpace) -> np.ndarray:
     """(N, C) logits -> probabilities (softmax / sigmoid) or de-standardized values (N, 1)."""
     logits = logits.float()
     if labels.task == "regression":
-        return (logits * labels.std + labels.mean).numpy()
+        return labels.decode(logits).numpy()
     if labels.task == "multilabel":
         return torch.sigmoid(logits).numpy()
     return torch.softmax(logits, -1).numpy()

@@ -297,20 +297,6 @@ def motif_hits(
     return np.asarray(hits, dtype=bool)
 
 
-def motif_hit_rate(
-    tracks: Sequence[np.ndarray],
-    motif_starts: Sequence[int],
-    motif_len: int,
-    *,
-    window: int = 3,
-    width: int = 5,
-) -> float:
-    """Fraction of sequences whose attribution peak (argmax of a `width`-smoothed track) falls inside the
-    planted motif +- `window` bases. NaN for no sequences."""
-    hits = motif_hits(tracks, motif_starts, motif_len, window=window, width=width)
-    return float(hits.mean()) if len(hits) else math.nan
-
-
 # ---------------------------------------------------------------- one sequence, windowed
 
 

@@ -1,7 +1,8 @@
 """The k-mer-linear baseline: k-mer count profiles + scikit-learn logistic or ridge regression.
 
 Fitted coefficients are stored as safetensors + JSON (never pickle), so the baseline is saved
-and loaded like every other genoml model. predict_scores(seqs) -> (N, C) probabilities or (N, 1) values.
+and loaded like every other genoml model. logits(seqs) -> (N, C) linear logits (N, 1 for regression);
+`genoml.inference.logits_to_scores` turns them into probabilities or values.
 """
 
 from __future__ import annotations

@@ -493,7 +493,7 @@ def _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoMo
     except (ValueError, ImportError):
         model, info = AutoModel.from_pretrained(where, config=config, output_loading_info=True, **kw)
     archs.check_loading(info, where=spec, arch=f"{type(model).__name__} (model_type {config.model_type})")
-    # a masked-LM folder loaded with AutoModel drops the LM head; the pooler stays unused
+    # AutoModel drops a masked-LM folder's LM head (check_loading treats it as a known head); the pooler is unused
     return model
 
 
