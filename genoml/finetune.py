@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genoml.alphabet import reverse_complement
 from genoml.config import BASELINE_NETS, FinetuneConfig, write_json
 from genoml.data import (
     LabelSpace,
@@ -27,7 +28,7 @@ from genoml.data import (
     token_budget_batches,
 )
 from genoml.errors import GenomlError, InputError
-from genoml.inference import Predictor, logits_to_scores, reverse_complement
+from genoml.inference import Predictor, logits_to_scores
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genoml.alphabet import reverse_complement
 from genoml.data import LabelSpace, aggregate_windows, collate, make_windows, token_budget_batches
 from genoml.device import autocast as _autocast
 from genoml.device import default_batch_tokens, model_device, quantize_int8
-
-
-def reverse_complement(seq: str) -> str:
-    from genoml.io import reverse_complement as rc
-
-    return rc(seq)
 
 
 def logits_to_scores(logits: torch.Tensor, labels: LabelSpace) -> np.ndarray:

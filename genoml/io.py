@@ -21,7 +21,6 @@ import os
 import secrets
 import sys
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,15 +29,16 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from genoml import alphabet as alphabet_mod
 from genoml.bioformats import bio_raws, sniff_format
 from genoml.errors import InputError, where
 
 log = logging.getLogger(__name__)
 
 ALPHABETS = ("auto", "dna", "protein")
-DNA_BASES = "ACGT"
-DNA_AMBIGUOUS = "NRYKMSWBDHV"  # IUPAC codes; all read as N
-PROTEIN_RESIDUES = "ACDEFGHIKLMNPQRSTVWY" + "XBZUO"  # 20 standard + the extra tokens ESM-2 knows
+DNA_BASES = alphabet_mod.DNA.letters
+DNA_AMBIGUOUS = alphabet_mod.DNA.extra  # IUPAC codes; all read as N
+PROTEIN_RESIDUES = alphabet_mod.PROTEIN.all_letters  # 20 standard + the extra tokens ESM-2 knows
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".faa", ".ffn", ".frn", ".fas", ".mpfa")
 AUTO_SAMPLE_RECORDS = 100  # alphabet="auto": buffer at most this many records ...
 AUTO_SAMPLE_CHARS = 100_000  # ... or this many characters, whichever comes first
@@ -313,24 +313,10 @@ def normalize_sequence(
 
 def detect_alphabet(seqs: Iterable[str]) -> Literal["dna", "protein"]:
     """Return "dna" if >= 90% of the letters in a sample of `seqs` are ACGTUN, else "protein"."""
-    counts: Counter[str] = Counter()
-    budget = AUTO_SAMPLE_CHARS
-    for seq in seqs:
-        counts.update(seq[:budget].upper())
-        budget -= min(len(seq), budget)
-        if budget <= 0:
-            break
-    letters = sum(n for ch, n in counts.items() if ch.isalpha())
-    nucleic = sum(counts[ch] for ch in "ACGTUN")
-    return "dna" if nucleic >= 0.9 * letters else "protein"
+    return alphabet_mod.detect(seqs, AUTO_SAMPLE_CHARS)
 
 
-_COMPLEMENT = str.maketrans("ACGTURYKMSWBDHVNacgturykmswbdhvn", "TGCAAYRMKSWVHDBNtgcaayrmkswvhdbn")
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement of a DNA sequence; IUPAC codes map to their complements, N to N."""
-    return seq.translate(_COMPLEMENT)[::-1]
+reverse_complement = alphabet_mod.reverse_complement
 
 
 # --------------------------------------------------------------------------- raw records -> Records

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-LETTERS = {"dna": "ACGT", "protein": "ACDEFGHIKLMNPQRSTVWY"}
+from genoml.alphabet import ALPHABETS
+
+LETTERS = {name: a.letters for name, a in ALPHABETS.items()}
 
 
 def kmer_vocab(alphabet: str, ks: tuple[int, ...]) -> list[str]:

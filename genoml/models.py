@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genoml.alphabet import get as get_alphabet
 from genoml.config import BASELINE_NETS  # noqa: F401  (re-exported: from-scratch torch baselines)
 from genoml.errors import GenomlError, InputError, UnsafeModelError
 
@@ -181,7 +182,7 @@ class OneHotRNN(nn.Module):
 
 def one_hot_embedding(vocab: list[str], alphabet: str) -> nn.Embedding:
     """A frozen embedding mapping token ids to one-hot letters (N and specials -> uniform or zero)."""
-    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    letters = get_alphabet(alphabet).letters
     weight = torch.zeros(len(vocab), len(letters))
     for i, tok in enumerate(vocab):
         if tok in letters:

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import hypergeom
 
+from genoml.alphabet import reverse_complement
 from genoml.errors import InputError
 
 log = logging.getLogger(__name__)
 
 BASES = "ACGT"
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
 @dataclass
@@ -55,10 +55,6 @@ class Motif:
             "kmers": self.kmers,
             "pfm": self.pfm.tolist(),
         }
-
-
-def reverse_complement(seq: str) -> str:
-    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genoml.alphabet import get as get_alphabet
 from genoml.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -552,7 +553,7 @@ def train_bpe(seqs: Iterable[str], vocab_size: int, alphabet: str) -> HFTokenize
     from tokenizers import Tokenizer, models, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    letters = list("ACGTN") if alphabet == "dna" else list("ACDEFGHIKLMNPQRSTVWYXBZUO")
+    letters = list(get_alphabet(alphabet).all_letters)
     model = Tokenizer(models.BPE(unk_token="[UNK]"))
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=BERT_SPECIALS, initial_alphabet=letters, show_progress=False

@@ -101,3 +101,15 @@ def test_run_dir_round_trip_and_missing_meta(tmp_path):
         read_meta(tmp_path)
     (tmp_path / "genoml.json").write_text(json.dumps({"arch": "cnn", "labels": {"task": "binary"}}))
     assert read_meta(tmp_path)["arch"] == "cnn"
+
+
+def test_one_alphabet_module():
+    from genoml import alphabet
+    from genoml.io import PROTEIN_RESIDUES, reverse_complement
+
+    assert alphabet.get("dna").letters == "ACGT" and alphabet.PROTEIN.unknown == "X"
+    assert PROTEIN_RESIDUES == alphabet.PROTEIN.all_letters  # io reads the same letters
+    assert reverse_complement("AACGTNRy") == alphabet.reverse_complement("AACGTNRy") == "rYNACGTT"
+    assert alphabet.detect(["ACGTNNACGU"]) == "dna" and alphabet.detect(["MKVLAAGIW"]) == "protein"
+    with pytest.raises(InputError, match="allowed: 'dna', 'protein'"):
+        alphabet.get("rna")
