@@ -963,7 +963,12 @@ def write_markdown(out: Path, dest: Path) -> None:
             ]
     body += render_rss_1m(out / "rss-1m")
     body += kept_sections(dest)
-    dest.write_text("\n".join(body) + "\n")
+    dest.write_text(relative_paths("\n".join(body) + "\n"))
+
+
+def relative_paths(text: str) -> str:
+    """No absolute paths of this machine in BENCHMARKS.md: the checkout becomes '', ../shared stays relative."""
+    return text.replace(str(REPO.parent / "shared") + "/", "../shared/").replace(str(REPO) + "/", "")
 
 
 KEPT = "<!-- kept: written by another script; make bench keeps this section -->"
