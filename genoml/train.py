@@ -4,7 +4,7 @@ Built on Accelerate: the same code runs in one process, under `torchrun` or `acc
 (DDP; FSDP/DeepSpeed through the Accelerate config), bf16 autocast on CUDA. Data contract:
 `get_batch(micro_step, rank, world_size) -> dict of tensors` is a pure function of its arguments,
 so the data position is the step and a resumed run is exact. Checkpoints are atomic folders
-`checkpoints/step-NNNNNN/` (safetensors + weights-only torch files + JSON, `COMPLETE` written last).
+`checkpoints/step-NNNNNN/` written and read by `genoml.checkpoints` (the Trainer keeps the loop).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import json
 import logging
 import math
 import os
-import random
-import shutil
 import signal
 import threading
 import time
@@ -24,16 +22,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from genoml.checkpoints import (  # noqa: F401  (save_tensors, load_tensors, COMPLETE re-exported for callers)
+    CHECKPOINT_DIR,
+    COMPLETE,
+    finite,
+    latest_checkpoint,
+    load_tensors,
+    read_checkpoint,
+    rng_state,
+    save_tensors,
+    set_rng_state,
+    write_checkpoint,
+)
 from genoml.errors import GenomlError, InputError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-COMPLETE = "COMPLETE"
 BEST_IN_MEMORY_BYTES = 2**31  # larger models keep their best weights on disk
 
 
@@ -165,86 +172,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, _Schedule(cfg.max_steps, cfg.warmup_ratio, cfg.schedule)
     )
-
-
-# ---------------------------------------------------------------- tensors and RNG on disk (no pickle)
-
-
-def save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
-    """state_dict -> safetensors; tensors sharing storage (tied weights) are stored once, as aliases."""
-    from safetensors.torch import save_file
-
-    seen: dict[tuple, str] = {}
-    storages: set[int] = set()
-    tensors: dict[str, torch.Tensor] = {}
-    aliases: dict[str, str] = {}
-    for name, t in state.items():
-        ptr = t.untyped_storage().data_ptr()
-        key = (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
-        if t.numel() and key in seen:
-            aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        t = t.detach().to("cpu")
-        # another view of an already stored storage (or a non-contiguous one) is stored as its own copy
-        tensors[name] = t.clone() if (t.numel() and ptr in storages) or not t.is_contiguous() else t
-        storages.add(ptr)
-    save_file(tensors, str(path), metadata={"aliases": json.dumps(aliases)})
-
-
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
-    state.update({name: state[target] for name, target in aliases.items()})
-    return state
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states: python/numpy as JSON-able lists, torch as tensors."""
-    np_state = np.random.get_state()
-    state = {
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """Newest `checkpoints/step-NNNNNN` folder holding a COMPLETE marker (incomplete ones are ignored)."""
-    root = Path(out_dir) / CHECKPOINT_DIR
-    done = (
-        [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()]
-        if root.is_dir()
-        else []
-    )
-    return max(done, key=lambda p: int(p.name[5:]), default=None)
-
-
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------- interruption
@@ -560,7 +487,7 @@ class Trainer:
     # -- records
 
     def _record(self, state: _State, record: dict) -> None:
-        record = _finite(record)
+        record = finite(record)
         state.history.append(record)
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -604,35 +531,19 @@ class Trainer:
     # -- checkpoints
 
     def _save_checkpoint(self, model, optimizer, scheduler, state: _State) -> None:
-        """Write checkpoints/step-NNNNNN.tmp/, COMPLETE last, then rename; prune old ones. Rank 0 writes."""
+        """An atomic checkpoint of this step (genoml.checkpoints.write_checkpoint); rank 0 writes."""
         from accelerate.utils import gather_object
 
         acc = self.accelerator
-        rngs = [_rng_state()] if acc.num_processes == 1 else gather_object([_rng_state()])
+        rngs = [rng_state()] if acc.num_processes == 1 else gather_object([rng_state()])
         model_sd = self._model_state(model)
         if self.is_main:
-            root = self.out_dir / CHECKPOINT_DIR
-            final = root / f"step-{state.step:06d}"
-            tmp = root / f"{final.name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            save_tensors(model_sd, tmp / "model.safetensors")
-            if self._best_weights is not None:
-                save_tensors(self._best_state(), tmp / "best.safetensors")
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-            self._write_rng(tmp, rngs)
             meta = {**asdict(state), "world_size": acc.num_processes, "config": asdict(self.cfg)}
-            (tmp / "state.json").write_text(json.dumps(_finite(meta)) + "\n")
-            with open(tmp / COMPLETE, "w") as f:
-                f.write(f"step {state.step}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            rewritten = final.exists()  # the same step again (e.g. its final state after early stopping)
-            if rewritten:
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-            self._prune(root)
+            best = self._best_state() if self._best_weights is not None else None
+            final, rewritten = write_checkpoint(
+                self.out_dir / CHECKPOINT_DIR, state.step, model=model_sd, best=best, optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), rngs=rngs, meta=meta, keep=self.cfg.keep_checkpoints,
+            )
             if rewritten:
                 log.debug("checkpoint updated: %s", final)
             else:
@@ -640,29 +551,8 @@ class Trainer:
         self._saved_step = state.step
         acc.wait_for_everyone()
 
-    @staticmethod
-    def _write_rng(folder: Path, rngs: list[dict]) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {f"torch.{r}": s["torch"] for r, s in enumerate(rngs)}
-        for r, s in enumerate(rngs):
-            tensors.update({f"cuda.{r}.{i}": t for i, t in enumerate(s.get("cuda", []))})
-        save_file(tensors, str(folder / "rng.safetensors"))
-        (folder / "rng.json").write_text(json.dumps([{k: s[k] for k in ("python", "numpy")} for s in rngs]))
-
-    def _prune(self, root: Path) -> None:
-        done = sorted(
-            (p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / COMPLETE).is_file()),
-            key=lambda p: int(p.name[5:]),
-        )
-        for old in done[: -self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        for stale in root.glob("step-*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
-
     def _load_checkpoint(self, ckpt: Path, model, optimizer, scheduler, state: _State) -> None:
         from accelerate.utils import DistributedType
-        from safetensors import safe_open
 
         acc = self.accelerator
         if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
@@ -670,31 +560,22 @@ class Trainer:
                 f"resume under {acc.distributed_type.value} is not supported yet; resume with DDP "
                 f"(torchrun) or a single process from {ckpt}"
             )
-        meta = json.loads((ckpt / "state.json").read_text())
+        saved = read_checkpoint(ckpt, acc.process_index)
         for f in ("step", "history", "best", "bad_evals", "elapsed_s", "stopped", "last_eval_step"):
-            setattr(state, f, meta[f])
-        self._load_model_state(model, load_tensors(ckpt / "model.safetensors"))
-        if (ckpt / "best.safetensors").is_file():
-            self._best_weights = load_tensors(ckpt / "best.safetensors")
-        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
-        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", map_location="cpu", weights_only=True))
-        rank = acc.process_index
-        py = json.loads((ckpt / "rng.json").read_text())
-        if rank < len(py):
-            with safe_open(str(ckpt / "rng.safetensors"), framework="pt") as f:
-                rng = {**py[rank], "torch": f.get_tensor(f"torch.{rank}")}
-                cuda = sorted(
-                    (k for k in f.keys() if k.startswith(f"cuda.{rank}.")), key=lambda k: int(k.split(".")[2])
-                )  # noqa: SIM118
-                if cuda:
-                    rng["cuda"] = [f.get_tensor(k) for k in cuda]
-            _set_rng_state(rng)
+            setattr(state, f, saved.meta[f])
+        self._load_model_state(model, saved.model)
+        if saved.best is not None:
+            self._best_weights = saved.best
+        optimizer.load_state_dict(saved.optimizer)
+        scheduler.load_state_dict(saved.scheduler)
+        if saved.rng is not None:
+            set_rng_state(saved.rng)
         else:
             log.warning(
                 "resume: checkpoint from %d processes, now %d: rank %d starts a fresh RNG stream",
-                meta["world_size"],
+                saved.meta["world_size"],
                 acc.num_processes,
-                rank,
+                acc.process_index,
             )
         self._saved_step = state.step
         log.info("resumed from %s (step %d)", ckpt, state.step)
