@@ -34,6 +34,7 @@ import numpy as np
 
 from genoml.config import BASELINE_MODELS, FinetuneConfig, write_json
 from genoml.errors import GenomlError, InputError
+from genoml.runs import read_meta, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +206,9 @@ def _row(spec: str, run_dir: Path, out: Path, outcome: dict, headline: str) -> d
             row[split] = {k: m[split].get(k) for k in (headline, "auroc", "accuracy", "f1") if k in m[split]}
     row.update(train_seconds=m.get("train_seconds"), stopped=m.get("stopped"), parameters=m.get("parameters"))
     try:
-        meta = json.loads((run_dir / "genoml.json").read_text())
+        meta = read_meta(run_dir)
         row.update(arch=meta.get("arch"), strategy=meta.get("strategy"), rc_average=meta.get("rc_average"))
-    except (OSError, json.JSONDecodeError):
+    except InputError:
         pass
     return row
 
@@ -319,11 +320,11 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
     if rc_info is not None:
         metrics["rc"] = rc_info
     write_json(out / "metrics.json", metrics)
-    meta = json.loads((out / "genoml.json").read_text())
+    meta = read_meta(out)
     meta["command"] = command
     meta["auto"] = {"chosen": rows[best]["candidate"], "candidates": [r["candidate"] for r in rows],
                     "config": cfg.to_dict(), "rc": rc_info}
-    (out / "genoml.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_meta(out, meta)
     _append_report(out, rows, headline, rc_info, budget_min, metrics["auto_wall_s"], workers, threads)
     (out / ".incomplete").unlink(missing_ok=True)
     log.info("auto: chose %s (valid %s %.4f) of %d candidates in %.0fs", rows[best]["candidate"], headline,

@@ -27,6 +27,7 @@ import numpy as np
 
 from genoml.config import BASELINE_MODELS, STRATEGIES, DataConfig, FinetuneConfig, write_json
 from genoml.errors import InputError
+from genoml.runs import read_meta
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,8 @@ def _finished_run(run_dir: Path, fcfg: FinetuneConfig) -> bool:
     if not meta_path.is_file() or not metrics_path.is_file() or (run_dir / ".incomplete").exists():
         return False
     try:
-        old = json.loads(meta_path.read_text()).get("config", {})
-    except (OSError, json.JSONDecodeError):
+        old = read_meta(run_dir).get("config", {})
+    except InputError:
         return False
     new = fcfg.to_dict()
     keys = set(new) - {"out", "force", "threads", "resume", "device"}
@@ -237,7 +238,7 @@ def test_targets(test_path: str, run_dir: str | Path) -> tuple[str, np.ndarray, 
     from genoml.data import LabelSpace
     from genoml.io import InputSpec, read_records
 
-    labels = json.loads((Path(run_dir) / "genoml.json").read_text())["labels"]
+    labels = read_meta(run_dir)["labels"]
     space = LabelSpace(**{k: labels[k] for k in ("task", "names", "mean", "std") if k in labels})
     records = list(read_records(InputSpec(path=test_path)))
     y = space.encode([r.label for r in records], where=test_path).numpy()
@@ -285,8 +286,8 @@ def train_throughput(run: dict) -> float | None:
     run_dir = Path(run["run_dir"])
     try:
         history = json.loads((run_dir / "history.json").read_text())
-        batch = json.loads((run_dir / "genoml.json").read_text())["config"]["batch_size"]
-    except (OSError, KeyError, json.JSONDecodeError):
+        batch = read_meta(run_dir)["config"]["batch_size"]
+    except (OSError, KeyError, json.JSONDecodeError, InputError):
         history, batch = [], None
     steps = [h for h in history if h.get("event") == "train" and h.get("elapsed_s")]
     if steps and batch:

@@ -24,10 +24,10 @@ def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust
 
     meta_path = Path(model) / "genoml.json"
     if meta_path.is_file():
-        import json
-
-        meta = json.loads(meta_path.read_text())
         from genoml.config import BASELINE_MODELS
+        from genoml.runs import read_meta
+
+        meta = read_meta(model)
 
         if meta.get("arch") in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")

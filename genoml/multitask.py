@@ -20,7 +20,6 @@ with a new head (genoml.trunks).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from torch import nn
 
 from genoml.config import BASELINE_NETS, write_json
 from genoml.errors import InputError
+from genoml.runs import write_meta
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
     meta = {"kind": "multitask", "arch": cfg.arch, "alphabet": alphabet, "tokenizer": getattr(tok, "spec", None),
             "tasks": tasks, "exclusion": exclusion, "config": dataclasses.asdict(cfg), "command": command,
             "versions": versions()}
-    (out / "genoml.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_meta(out, meta)
     metrics = {"valid": final, "tasks": tasks, "exclusion": exclusion, "steps": result.steps,
                "stopped": result.stopped_reason, "train_seconds": round(time.time() - t0, 1)}
     write_json(out / "metrics.json", metrics)

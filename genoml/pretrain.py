@@ -29,6 +29,7 @@ from torch import nn
 
 from genoml.errors import InputError
 from genoml.masking import MaskNoise, mask_tokens
+from genoml.runs import write_meta
 
 log = logging.getLogger(__name__)
 
@@ -1127,7 +1128,7 @@ def _save_outputs(
     if warning:
         meta["warning"] = warning
         log.warning("%s", warning)
-    (out / "genoml.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_meta(out, meta)
     plot_losses(result.history, out / "loss.png", baselines)
     if result.stopped_reason != "interrupted":
         shutil.rmtree(out / "cache", ignore_errors=True)

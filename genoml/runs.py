@@ -8,6 +8,7 @@ Everything is loaded from safetensors; nothing is unpickled.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The `genoml.json` of a genoml folder (run, pretrain, multitask); InputError naming the file when it is
+    missing or not JSON. The one reader of the run contract: every command reads it through here."""
     path = Path(folder) / META
     if not path.is_file():
         raise InputError(f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?")
@@ -67,8 +70,15 @@ def save_model(model, folder: Path, meta: dict[str, Any]) -> None:
         save_file(state, str(folder / "model.safetensors"))
     if model is not None and getattr(model, "tokenizer", None) is not None:
         model.tokenizer.save_pretrained(folder)
-    meta = {**meta, "versions": versions(), "command": meta.get("command") or sys.argv}
-    (folder / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_meta(folder, {**meta, "versions": versions(), "command": meta.get("command") or sys.argv})
+
+
+def write_meta(folder: str | Path, meta: dict[str, Any]) -> None:
+    """Write `genoml.json` atomically (temporary file, then rename); the one writer of the run contract."""
+    path = Path(folder) / META
+    tmp = path.with_name(f".{META}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int = 16384, trust_remote_code: bool = False,

@@ -18,7 +18,6 @@ Blocks, in input-to-output order: `cnn` = stem, residual block 1..4; `cnn-shallo
 
 from __future__ import annotations
 
-import json
 import logging
 import types
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from genoml.config import BASELINE_NETS
 from genoml.errors import InputError
+from genoml.runs import read_meta
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,7 @@ def base_meta(name: str | None) -> dict | None:
     meta_path = folder / "genoml.json"
     if not (folder.is_dir() and meta_path.is_file()):
         return None
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"--model {name}: {meta_path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    meta = read_meta(folder)
     arch = meta.get("arch")
     if arch == "kmer-linear":
         raise InputError(f"--model {name}: a kmer-linear run has no trunk to transfer; use a cnn, cnn-shallow, "
