@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genoml.device import fused_kernels
 from genoml.errors import GenomlError, InputError
 
 log = logging.getLogger(__name__)
@@ -443,7 +444,7 @@ class Trainer:
                 tokens += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
             batch = {n: _to(v, acc.device) for n, v in batch.items()}
             with acc.accumulate(model):
-                with acc.autocast():
+                with acc.autocast(), fused_kernels():
                     loss = self.loss_fn(model, batch)
                 acc.backward(loss)
                 if acc.sync_gradients:
