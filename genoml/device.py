@@ -182,3 +182,35 @@ def set_threads(threads: int | None) -> None:
     """torch intra-op threads (None: leave torch's default, one per physical core)."""
     if threads:
         torch.set_num_threads(int(threads))
+
+
+@contextlib.contextmanager
+def fused_kernels() -> Iterator[None]:
+    """Run transformers models with fused kernels where their Python code spells an op out element by element.
+
+    ESM's `gelu(x) = x * 0.5 * (1 + erf(x / sqrt(2)))` launches five elementwise kernels forward (and more
+    backward); `torch.nn.functional.gelu` (exact erf form, not the tanh approximation) computes the same
+    function in one. Measured on CPU it was as costly as all the int8 matmuls of a small ESM. Outputs agree to
+    float rounding (the change of predictions is measured in BENCHMARKS.md). Set GENOML_FUSED_KERNELS=0 to run
+    the models' own code. Not thread-safe against another thread running an ESM model outside this context.
+    """
+    import os
+
+    if os.environ.get("GENOML_FUSED_KERNELS", "1") == "0":
+        yield
+        return
+    try:
+        from transformers.models.esm import modeling_esm
+    except ImportError:  # pragma: no cover - transformers without ESM
+        yield
+        return
+    old = modeling_esm.gelu
+    modeling_esm.gelu = _exact_gelu
+    try:
+        yield
+    finally:
+        modeling_esm.gelu = old
+
+
+def _exact_gelu(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(x)

@@ -54,7 +54,7 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
     """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
     encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
-    from genoml.device import autocast, default_batch_tokens, model_device, quantize_int8
+    from genoml.device import autocast, default_batch_tokens, fused_kernels, model_device, quantize_int8
     from genoml.models import pool
 
     encoder.eval()
@@ -64,7 +64,7 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
         encoder = quantize_int8(encoder)
     win = make_windows(seqs, tokenizer, max_tokens)
     out = None
-    with torch.inference_mode():
+    with torch.inference_mode(), fused_kernels():
         for idx in token_budget_batches([len(x) for x in win.ids], batch_tokens):
             ids, mask = collate([win.ids[i] for i in idx], tokenizer.pad_id)  # (B, L) each
             ids, mask = ids.to(device), mask.to(device)

@@ -210,13 +210,13 @@ class FeatureHead(nn.Module):
 def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int | None = None) -> torch.Tensor:
     """Pooled encoder features for every window (W, H) float32 on the CPU: computed once, reused every epoch.
     Batches run on the model's device (bf16 autocast on CUDA)."""
-    from genoml.device import autocast, default_batch_tokens, model_device
+    from genoml.device import autocast, default_batch_tokens, fused_kernels, model_device
 
     model.eval()
     device = model_device(model)
     batch_tokens = default_batch_tokens(device, batch_tokens)
     out = None
-    with torch.inference_mode():
+    with torch.inference_mode(), fused_kernels():
         for idx in token_budget_batches([len(x) for x in ids], batch_tokens):
             x, mask = collate([ids[i] for i in idx], pad_id)  # (B, L) each
             with autocast(device):

@@ -16,7 +16,7 @@ import torch
 from genoml.alphabet import reverse_complement
 from genoml.data import LabelSpace, aggregate_windows, collate, make_windows, token_budget_batches
 from genoml.device import autocast as _autocast
-from genoml.device import default_batch_tokens, model_device, quantize_int8
+from genoml.device import default_batch_tokens, fused_kernels, model_device, quantize_int8
 
 
 def logits_to_scores(logits: torch.Tensor, labels: LabelSpace) -> np.ndarray:
@@ -78,7 +78,7 @@ class Predictor:
         out = torch.zeros(len(ids), self.labels.n_out)
         budget = default_batch_tokens(device, self.batch_tokens)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), fused_kernels():
                 for idx in token_budget_batches([len(x) for x in ids], budget):
                     x, mask = collate([ids[i] for i in idx], self.tokenizer.pad_id)  # (B, L) each
                     if device.type == "cuda":

@@ -37,6 +37,7 @@ from genoml.checkpoints import (  # noqa: F401  (save_tensors, load_tensors, COM
     set_rng_state,
     write_checkpoint,
 )
+from genoml.device import fused_kernels
 from genoml.errors import GenomlError, InputError
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ class Trainer:
                 tokens += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
             batch = {n: _to(v, acc.device) for n, v in batch.items()}
             with acc.accumulate(model):
-                with acc.autocast():
+                with acc.autocast(), fused_kernels():
                     loss = self.loss_fn(model, batch)
                 acc.backward(loss)
                 if acc.sync_gradients:
