@@ -17,6 +17,7 @@ import typer
 from genoml import __version__
 from genoml.errors import GenomlError, InputError
 from genoml.log import setup_logging
+from genoml.presets import PRESETS
 
 log = logging.getLogger("genoml")
 
@@ -157,12 +158,12 @@ def finetune(
 def pretrain(
     inputs: Annotated[list[str], typer.Argument(help="FASTA files (plain or gzip; genomes or protein sets).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder (HF masked-LM + tokenizer + genoml.json).")] = "runs/pretrain",
-    preset: Annotated[str, typer.Option(help="tiny | small | base.")] = "small",
+    preset: Annotated[str, typer.Option(help=" | ".join(PRESETS) + ".")] = "small",
     arch: Annotated[str | None, typer.Option(
         help="bert | esm (pre-LayerNorm, rotary positions); default bert for DNA, esm for protein.")] = None,
     dropout: Annotated[float, typer.Option(help="Hidden dropout while pretraining a new model.")] = 0.1,
     tokenizer: Annotated[
-        str | None, typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert (default: char / esm).")
+        str | None, typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert | bpe:V (default: char / esm).")
     ] = None,
     alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
     window: Annotated[int, typer.Option(help="Bases (or residues) per training window.")] = 512,
@@ -473,6 +474,26 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated()
 
 
+def _without_bool_metavars(command):
+    """--help shows `--flag/--no-flag` for switches, not a `<bool>` value placeholder."""
+    for sub in [command, *getattr(command, "commands", {}).values()]:
+        for param in sub.params:
+            if getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False):  # typer's own click copy
+                param.metavar = ""
+        sub.get_help_option = _blank_metavar(sub.get_help_option)  # --help is made anew for each context
+    return command
+
+
+def _blank_metavar(make_option):
+    def wrapped(ctx):
+        option = make_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    return wrapped
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (callable from tests)."""
     import signal
@@ -491,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     setup_logging(0)
-    command = typer.main.get_command(app)
+    command = _without_bool_metavars(typer.main.get_command(app))
     _ARGV[:] = argv if argv is not None else sys.argv[1:]
     try:
         rv = command.main(args=list(_ARGV), prog_name="genoml", standalone_mode=False)

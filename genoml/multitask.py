@@ -170,12 +170,9 @@ def _read(path: str):
 
 def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dict:
     """Train the trunk; write the folder. Returns {"out", "metrics"}."""
-    from genoml.data import LabelSpace, collate, make_windows, stratified_split
     from genoml.io import detect_alphabet
-    from genoml.metrics import compute_metrics
-    from genoml.runs import prepare_run_dir, versions
-    from genoml.tokenizers import build_tokenizer
-    from genoml.train import TrainConfig, Trainer
+    from genoml.outputs import discard_outputs, record_outputs
+    from genoml.runs import prepare_run_dir
 
     cfg.validate()
     if cfg.threads:
@@ -195,6 +192,23 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
     alphabet = next(iter(alphabets.values()))
     targets = [r.seq for path in cfg.exclude for r in _read(path)]
     out = prepare_run_dir(cfg.out, force=cfg.force, inputs=[p for _, p in named] + list(cfg.exclude))
+    try:
+        result = _train_in(cfg, out, named, records, alphabet, targets, command)
+    except BaseException:
+        discard_outputs(out)  # a failed run leaves nothing behind (the folder holds only what it wrote)
+        raise
+    record_outputs(out)
+    return result
+
+
+def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command) -> dict:
+    """The multitask run proper, writing into the prepared `out`."""
+    from genoml.data import LabelSpace, collate, make_windows, stratified_split
+    from genoml.metrics import compute_metrics
+    from genoml.runs import versions
+    from genoml.tokenizers import build_tokenizer
+    from genoml.train import TrainConfig, Trainer
+
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
     sets: list[_Set] = []
     exclusion = {"files": list(cfg.exclude), "target_sequences": len(targets), "both_strands": alphabet == "dna",
@@ -236,14 +250,16 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
     @torch.no_grad()
     def evaluate(m) -> dict:
         from genoml.data import aggregate_windows, token_budget_batches
+        from genoml.device import model_device
         from genoml.inference import logits_to_scores
 
+        dev = model_device(m)  # the Trainer may have moved the model (Accelerate, CUDA)
         res = {}
         for t, s in enumerate(sets):
             logits = torch.zeros(len(s.valid_ids), s.labels.n_out)
             for idx in token_budget_batches([len(x) for x in s.valid_ids], 16384):
-                x, mask = collate([s.valid_ids[i] for i in idx], tok.pad_id)
-                logits[torch.as_tensor(idx)] = m(x, mask, t).float()
+                x, mask = collate([s.valid_ids[i] for i in idx], tok.pad_id)  # (B, L) each
+                logits[torch.as_tensor(idx)] = m(x.to(dev), mask.to(dev), t).float().cpu()
             agg = aggregate_windows(logits, s.valid_parent, s.n_valid_seqs, "mean")
             mt = compute_metrics(s.labels.task, s.valid_y, logits_to_scores(agg, s.labels), s.labels.names)
             res[f"mcc/{s.name}"] = float(mt.get("mcc") or 0.0)

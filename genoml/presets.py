@@ -9,8 +9,10 @@ without pretraining: the "random-init" baseline of finetune.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads only when a model is built: `genoml --help` stays fast
+    from torch import nn
 
 from genoml.errors import InputError
 

@@ -132,3 +132,13 @@ def test_multitask_trunk_excludes_target_sequences_and_is_a_base(data, tmp_path)
     assert finetune(data, ft, str(out), "--strategy", "probe", three=True) == 0
     assert same(weights(out), weights(ft), "encoder.")
     assert main(["-q", "multitask", str(src1), "--arch", "transformer", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_failed_multitask_leaves_no_output(tmp_path):
+    """A dataset that fails after --out was prepared (a regression file) removes what the run wrote."""
+    rows = planted_motif_rows(60, length=40, seed=5)
+    src1 = write_csv(tmp_path / "src1.csv", rows)
+    src2 = write_csv(tmp_path / "src2.csv", [(s, f"{0.1 * i:.2f}") for i, (s, _) in enumerate(rows)])
+    out = tmp_path / "mt"
+    assert main(["-q", "multitask", str(src1), str(src2), "--out", str(out), "--epochs", "1", "--threads", "1"]) == 2
+    assert not out.exists()
