@@ -122,8 +122,9 @@ def resolve_rc(cfg: FinetuneConfig, splits: dict, alphabet: str, labels) -> tupl
         else:
             y_tr = labels.encode(splits["train"].labels).numpy()
             y_va = labels.encode(splits["valid"].labels).numpy()
+            # a fixed subsample (seed 0), not the run's seed: every seed of a task gets the same decision
             info = {"mode": "auto", **decide_rc(splits["train"].seqs, y_tr, splits["valid"].seqs, y_va,
-                                                labels.task, cfg.seed)}
+                                                labels.task, 0)}
             mode = info["decision"]
     on = mode == "on"
     return dataclasses.replace(cfg, rc=mode, rc_augment=on, rc_average=on), info

@@ -122,7 +122,11 @@ def main() -> int:
     for name, c in tm["exclusion"]["per_dataset"].items():
         lines.append(f"| {name} | {c['total']} | {c['exact']} | {c['contains_target']} | {c['inside_target']} | "
                      f"{c['kept']} |")
-    lines += ["", "Commands: `genoml " + " ".join(rel(Path(x)) if x.startswith(str(GUE)) else x for x in pre_cmd) + "`",
+    def shown(x: str) -> str:
+        name, sep, path = x.rpartition("=")
+        return (name + sep if sep else "") + (rel(Path(path)) if path.startswith(str(GUE)) else path)
+
+    lines += ["", "Commands: `genoml " + " ".join(shown(x) for x in pre_cmd) + "`",
               "and per task/seed `genoml finetune TRAIN --valid DEV --test TEST --model {cnn | TRUNK} --time-budget "
               f"{a.budget:g} --seed S --threads 1 --no-baselines --no-attention` (seeds per task: the count of "
               "values in the per-seed column); reproduce all with "

@@ -117,3 +117,25 @@ def test_rc_decision_is_recorded_and_used(tmp_path):
     assert main(["-q", "finetune", str(files[0]), "--valid", str(files[1]), "--model", "cnn", "--rc", "on",
                  "--epochs", "1", "--out", str(out2), "--no-baselines", "--no-attention"]) == 0
     assert json.loads((Path(out2) / "genoml.json").read_text())["rc_average"] is True
+
+
+def test_choose_ignores_test_and_failed_candidates_and_table_shows_them():
+    import math
+
+    import pytest
+
+    from genoml.auto import choose, comparison_table
+    from genoml.errors import GenomlError
+
+    rows = [{"candidate": "kmer-linear", "valid": {"mcc": 0.5}, "test": {"mcc": 0.9}, "parameters": {"trainable": 10},
+             "arch": "kmer-linear", "wall_s": 1.0, "train_seconds": 1.0, "stopped": "completed"},
+            {"candidate": "cnn", "error": "InputError: boom", "wall_s": 2.0},
+            {"candidate": "cnn-shallow", "valid": {"mcc": 0.6}, "test": {"mcc": 0.1}, "parameters": {"trainable": 5},
+             "arch": "cnn-shallow", "rc_average": True, "wall_s": 3.0, "train_seconds": 2.0, "stopped": "time_budget"}]
+    assert choose(rows, "mcc") == 2
+    rows[2]["chosen"] = True
+    table = comparison_table(rows, "mcc")
+    assert "| cnn | failed: InputError: boom |" in table
+    assert "| cnn-shallow **(chosen)** | 0.6000 | 0.1000 | – | augment + average |" in table
+    with pytest.raises(GenomlError, match="no candidate finished"):
+        choose([rows[1], {"candidate": "x", "valid": {"mcc": math.nan}}], "mcc")
