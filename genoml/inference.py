@@ -8,6 +8,8 @@ before Accelerate moved the model (validation inside training) still feeds it co
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,9 @@ from genoml.alphabet import reverse_complement
 from genoml.data import LabelSpace, aggregate_windows, collate, make_windows, token_budget_batches
 from genoml.device import autocast as _autocast
 from genoml.device import default_batch_tokens, fused_kernels, model_device, quantize_int8
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 15.0  # a progress line at most this often during a long inference
 
 
 def logits_to_scores(logits: torch.Tensor, labels: LabelSpace) -> np.ndarray:
@@ -56,8 +61,8 @@ class Predictor:
     precision: str = "auto"
     _int8: torch.nn.Module | None = None
 
-    def window_logits(self, seqs: list[str]) -> torch.Tensor:
-        """Sequence logits (N, C), aggregated over windows."""
+    def sequence_logits(self, seqs: list[str]) -> torch.Tensor:
+        """One strand's sequence logits (N, C): window logits aggregated per sequence."""
         if self.kmer is not None:
             return torch.as_tensor(self.kmer.logits(seqs), dtype=torch.float32)
         win = make_windows(seqs, self.tokenizer, self.max_tokens, self.stride)
@@ -77,9 +82,11 @@ class Predictor:
             model = self._int8
         out = torch.zeros(len(ids), self.labels.n_out)
         budget = default_batch_tokens(device, self.batch_tokens)
+        progress = _Progress(len(ids))
         try:
             with torch.inference_mode(), fused_kernels():
                 for idx in token_budget_batches([len(x) for x in ids], budget):
+                    progress.advance(len(idx))
                     x, mask = collate([ids[i] for i in idx], self.tokenizer.pad_id)  # (B, L) each
                     if device.type == "cuda":
                         x, mask = x.pin_memory(), mask.pin_memory()
@@ -95,11 +102,27 @@ class Predictor:
     def logits(self, seqs: list[str]) -> torch.Tensor:
         if not seqs:
             return torch.zeros(0, self.labels.n_out)
-        fwd = self.window_logits(seqs)
+        fwd = self.sequence_logits(seqs)
         if self.rc_average:
-            rev = self.window_logits([reverse_complement(s) for s in seqs])
+            rev = self.sequence_logits([reverse_complement(s) for s in seqs])
             return (fwd + rev) / 2
         return fwd
 
     def scores(self, seqs: list[str]) -> np.ndarray:
         return logits_to_scores(self.logits(seqs), self.labels)
+
+
+class _Progress:
+    """Logs "windows done/total" on stderr every PROGRESS_EVERY_S seconds while a long inference runs (a single
+    50-Mb record is ~100,000 windows); silent for short ones and under -q."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.last = total, 0, time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S and self.done < self.total:
+            self.last = now
+            log.info("inference: %s of %s windows (%.0f%%)", f"{self.done:,}", f"{self.total:,}",
+                     100 * self.done / self.total)

@@ -577,3 +577,17 @@ def test_ten_records_train_with_a_sensible_split(model, data, tmp_path, capsys):
     assert rc == 0, err
     n = json.loads((out / "genoml.json").read_text())["data"]
     assert n["train"]["n"] + n["valid"]["n"] + n["test"]["n"] == 10 and n["test"]["n"] >= 1
+
+
+def test_help_shows_switches_and_the_real_lists(capsys, monkeypatch):
+    """--help: switches without a `<bool>` placeholder; presets, tokenizers and models as the code knows them."""
+    from genoml.presets import PRESETS
+
+    monkeypatch.setenv("COLUMNS", "240")  # one help line per option, whatever the terminal
+
+    assert main(["pretrain", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "<bool>" not in text and " | ".join(PRESETS) in text and "bpe:V" in text
+    assert main(["finetune", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "<bool>" not in text and "cnn-shallow" in text

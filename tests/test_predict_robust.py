@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -265,3 +266,25 @@ def test_cnn_weights_of_another_architecture_exit_2(runs, tmp_path, capsys):
     path.write_text(">a\nACGT\n")
     assert main(["-q", "predict", "--model", str(old), str(path)]) == 2
     assert "weights do not fit" in capsys.readouterr().err
+
+
+def test_long_inference_reports_progress(monkeypatch, caplog):
+    """A single very long record (many windows) logs progress lines instead of running silently."""
+    import logging
+
+    import genoml.inference as inference
+    from genoml.data import LabelSpace
+    from genoml.inference import Predictor
+    from genoml.models import build_baseline
+    from genoml.tokenizers import build_tokenizer
+
+    monkeypatch.setattr(inference, "PROGRESS_EVERY_S", 0.0)
+    tok = build_tokenizer("char")
+    labels = LabelSpace("binary", ["0", "1"])
+    model = build_baseline("cnn-shallow", tok, 2, labels=labels.names, task="binary")
+    predictor = Predictor(model, labels, tokenizer=tok, max_tokens=64, batch_tokens=64 * 8)
+    with caplog.at_level(logging.INFO, logger="genoml"):
+        probs = predictor.scores(["ACGT" * 1000])  # one record, ~130 windows, ~16 batches
+    assert probs.shape == (1, 2)
+    lines = [r.getMessage() for r in caplog.records if "windows (" in r.getMessage()]
+    assert lines and re.match(r"inference: [\d,]+ of [\d,]+ windows \(\d+%\)", lines[0]), lines
