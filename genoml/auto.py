@@ -47,7 +47,7 @@ RC_TOLERANCE = 0.01  # strand-symmetric k-mer model within this validation MCC o
 
 
 def decide_rc(train_seqs: list[str], y_train: np.ndarray, valid_seqs: list[str], y_valid: np.ndarray,
-              task: str, seed: int = 0, max_train: int = 3000) -> dict:
+              task: str, seed: int = 0, max_train: int = 10000) -> dict:
     """Is the task strand-symmetric? Fit two k-mer (k = 1..5) logistic regressions on (at most
     `max_train`) training sequences: strand-aware counts and strand-symmetric counts (k-mers of the
     sequence plus its reverse complement). If the symmetric model's validation MCC is within
