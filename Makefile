@@ -31,6 +31,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check genoml tests scripts
+	$(VENV)/bin/ruff format --check genoml tests scripts
 
 test: install lint
 	$(PY) -m pytest -q -x --timeout 600

@@ -53,7 +53,7 @@ def reverse_complement(seq: str) -> str:
 
 
 def detect(seqs: Iterable[str], budget: int = DETECT_SAMPLE_CHARS) -> Literal["dna", "protein"]:
-    """"dna" if >= 90% of the letters in a sample (first `budget` characters) of `seqs` are ACGTUN, else "protein"."""
+    """ "dna" if >= 90% of the letters in a sample (first `budget` characters) of `seqs` are ACGTUN, else "protein"."""
     counts: Counter[str] = Counter()
     for seq in seqs:
         counts.update(seq[:budget].upper())

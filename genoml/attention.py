@@ -24,9 +24,21 @@ def _index(value: str, flag: str) -> int | str:
         raise InputError(f"{flag} {value}: give an integer or 'all'") from None
 
 
-def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all", methods=("attention",),
-                  limit: int = 10, force: bool = False, device: str = "auto", trust_remote_code: bool = False,
-                  revision: str | None = None) -> dict:
+def run_attention(
+    model: str,
+    spec,
+    out: str,
+    *,
+    ids=None,
+    layer="-1",
+    head="all",
+    methods=("attention",),
+    limit: int = 10,
+    force: bool = False,
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> dict:
     from genoml.interpret import explain
     from genoml.io import read_records
     from genoml.runs import load_predictor
@@ -36,15 +48,24 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
         raise InputError(f"--method {','.join(bad) or '(empty)'}: use one or more of {', '.join(METHODS)}")
     from genoml.device import resolve_device
 
-    predictor, meta = load_predictor(model, device=str(resolve_device(device)), trust_remote_code=trust_remote_code,
-                                     revision=revision)
+    predictor, meta = load_predictor(
+        model, device=str(resolve_device(device)), trust_remote_code=trust_remote_code, revision=revision
+    )
     if predictor.model is None:
-        raise InputError(f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model")
+        raise InputError(
+            f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model"
+        )
     no_attention = predictor.model.arch != "hf" or _attention_free(predictor.model.encoder)
     if no_attention and {"attention", "rollout"} & set(methods):
         kept = [m for m in methods if m not in ("attention", "rollout")] or ["grad-input"]
-        what = f"the '{predictor.model.arch}' baseline" if predictor.model.arch != "hf" else "this encoder (HyenaDNA)"
-        log.warning("--method: %s has no attention maps; skipping attention/rollout, using %s", what, ", ".join(kept))
+        what = (
+            f"the '{predictor.model.arch}' baseline"
+            if predictor.model.arch != "hf"
+            else "this encoder (HyenaDNA)"
+        )
+        log.warning(
+            "--method: %s has no attention maps; skipping attention/rollout, using %s", what, ", ".join(kept)
+        )
         methods = kept
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
@@ -60,11 +81,20 @@ def run_attention(model: str, spec, out: str, *, ids=None, layer="-1", head="all
     from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
 
     layer_i, head_i = _index(layer, "--layer"), _index(head, "--head")
-    folder = prepare_output_dir(out, flag="--out", inputs=[spec.path, spec.bed, spec.genome, model], force=force,
-                                kind="attention")
+    folder = prepare_output_dir(
+        out, flag="--out", inputs=[spec.path, spec.bed, spec.genome, model], force=force, kind="attention"
+    )
     try:
-        summary = explain(predictor.model, records, folder, methods=tuple(methods), layer=layer_i, head=head_i,
-                          max_tokens=predictor.max_tokens, stride=predictor.stride)
+        summary = explain(
+            predictor.model,
+            records,
+            folder,
+            methods=tuple(methods),
+            layer=layer_i,
+            head=head_i,
+            max_tokens=predictor.max_tokens,
+            stride=predictor.stride,
+        )
     except BaseException:
         discard_outputs(folder)
         raise

@@ -40,14 +40,23 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CANDIDATES = ("kmer-linear", "cnn", "cnn-shallow")
 DEFAULT_BUDGET_MIN = 5.0  # whole --model auto run when no --time-budget is given
-RC_TOLERANCE = 0.01  # strand-symmetric k-mer model within this validation MCC of the strand-aware one -> rc on
+RC_TOLERANCE = (
+    0.01  # strand-symmetric k-mer model within this validation MCC of the strand-aware one -> rc on
+)
 
 
 # ---------------------------------------------------------------- reverse complement: decided on validation
 
 
-def decide_rc(train_seqs: list[str], y_train: np.ndarray, valid_seqs: list[str], y_valid: np.ndarray,
-              task: str, seed: int = 0, max_train: int = 10000) -> dict:
+def decide_rc(
+    train_seqs: list[str],
+    y_train: np.ndarray,
+    valid_seqs: list[str],
+    y_valid: np.ndarray,
+    task: str,
+    seed: int = 0,
+    max_train: int = 10000,
+) -> dict:
     """Is the task strand-symmetric? Fit two k-mer (k = 1..5) logistic regressions on (at most
     `max_train`) training sequences: strand-aware counts and strand-symmetric counts (k-mers of the
     sequence plus its reverse complement). If the symmetric model's validation MCC is within
@@ -92,20 +101,33 @@ def decide_rc(train_seqs: list[str], y_train: np.ndarray, valid_seqs: list[str],
             proba[:, m.classes_.astype(int)] = m.predict_proba(xv)
             names = [str(i) for i in range(proba.shape[1])]
             metric_task = "binary" if proba.shape[1] == 2 else "multiclass"
-            value = compute_metrics(metric_task, y_valid.astype(int), proba, names).get(headline_metric(metric_task))
+            value = compute_metrics(metric_task, y_valid.astype(int), proba, names).get(
+                headline_metric(metric_task)
+            )
         scores[symmetric] = float(value) if value is not None and math.isfinite(value) else 0.0
     decision = "on" if scores[True] >= scores[False] - RC_TOLERANCE else "off"
-    info = {"decision": decision, "valid_metric_strand_aware": round(scores[False], 4),
-            "valid_metric_strand_symmetric": round(scores[True], 4), "tolerance": RC_TOLERANCE,
-            "train_sequences_used": len(seqs), "seconds": round(time.time() - t0, 1),
-            "rule": "on when a strand-symmetric k-mer (k=1..5) logistic model is within the tolerance of a "
-                    "strand-aware one on the validation split"}
-    log.info("--rc auto: strand-aware k-mer model valid %.3f, strand-symmetric %.3f -> rc %s",
-             scores[False], scores[True], decision)
+    info = {
+        "decision": decision,
+        "valid_metric_strand_aware": round(scores[False], 4),
+        "valid_metric_strand_symmetric": round(scores[True], 4),
+        "tolerance": RC_TOLERANCE,
+        "train_sequences_used": len(seqs),
+        "seconds": round(time.time() - t0, 1),
+        "rule": "on when a strand-symmetric k-mer (k=1..5) logistic model is within the tolerance of a "
+        "strand-aware one on the validation split",
+    }
+    log.info(
+        "--rc auto: strand-aware k-mer model valid %.3f, strand-symmetric %.3f -> rc %s",
+        scores[False],
+        scores[True],
+        decision,
+    )
     return info
 
 
-def resolve_rc(cfg: FinetuneConfig, splits: dict, alphabet: str, labels) -> tuple[FinetuneConfig, dict | None]:
+def resolve_rc(
+    cfg: FinetuneConfig, splits: dict, alphabet: str, labels
+) -> tuple[FinetuneConfig, dict | None]:
     """Fill rc_augment/rc_average from --rc (the explicit --rc-augment/--rc-average flags always win).
 
     -> (config with rc settled to "on"/"off", the decision record or None when nothing was decided)."""
@@ -113,18 +135,26 @@ def resolve_rc(cfg: FinetuneConfig, splits: dict, alphabet: str, labels) -> tupl
         return dataclasses.replace(cfg, rc="off"), None
     if cfg.rc_augment or cfg.rc_average:
         return dataclasses.replace(cfg, rc="on" if cfg.rc_augment and cfg.rc_average else cfg.rc), {
-            "decision": "flags", "rc_augment": cfg.rc_augment, "rc_average": cfg.rc_average}
+            "decision": "flags",
+            "rc_augment": cfg.rc_augment,
+            "rc_average": cfg.rc_average,
+        }
     mode = cfg.rc
     info = {"decision": mode, "mode": mode}
     if mode == "auto":
         if "valid" not in splits:
-            mode, info = "off", {"decision": "off", "mode": "auto", "rule": "no validation split to decide on"}
+            mode, info = (
+                "off",
+                {"decision": "off", "mode": "auto", "rule": "no validation split to decide on"},
+            )
         else:
             y_tr = labels.encode(splits["train"].labels).numpy()
             y_va = labels.encode(splits["valid"].labels).numpy()
             # a fixed subsample (seed 0), not the run's seed: every seed of a task gets the same decision
-            info = {"mode": "auto", **decide_rc(splits["train"].seqs, y_tr, splits["valid"].seqs, y_va,
-                                                labels.task, 0)}
+            info = {
+                "mode": "auto",
+                **decide_rc(splits["train"].seqs, y_tr, splits["valid"].seqs, y_va, labels.task, 0),
+            }
             mode = info["decision"]
     on = mode == "on"
     return dataclasses.replace(cfg, rc=mode, rc_augment=on, rc_average=on), info
@@ -143,12 +173,18 @@ def candidate_specs(cfg: FinetuneConfig) -> list[str]:
             name, _ = parse_model_spec(spec)  # validates the name[:strategy] syntax
         except InputError as e:
             raise InputError(str(e).replace("--models", "--candidates")) from None
-        if name not in (*BASELINE_MODELS, "embedded") and not name.startswith("random:") and not Path(name).is_dir():
+        if (
+            name not in (*BASELINE_MODELS, "embedded")
+            and not name.startswith("random:")
+            and not Path(name).is_dir()
+        ):
             from genoml.models import hub_reachable
 
             if not hub_reachable():
-                raise InputError(f"--candidates {spec}: '{name}' is not a local folder, and the Hugging Face Hub "
-                                 "cannot be reached")
+                raise InputError(
+                    f"--candidates {spec}: '{name}' is not a local folder, and the Hugging Face Hub "
+                    "cannot be reached"
+                )
         if spec == "auto":
             raise InputError("--candidates: 'auto' is not a model; name models such as cnn or a run folder")
         if spec not in specs:
@@ -163,15 +199,26 @@ def _slug(spec: str, index: int) -> str:
     return f"{index:02d}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
-def _candidate_config(cfg: FinetuneConfig, spec: str, run_dir: Path, budget_min: float | None,
-                      threads: int | None) -> FinetuneConfig:
+def _candidate_config(
+    cfg: FinetuneConfig, spec: str, run_dir: Path, budget_min: float | None, threads: int | None
+) -> FinetuneConfig:
     from genoml.bench import parse_model_spec
 
     name, strategy = parse_model_spec(spec)
     return dataclasses.replace(
-        cfg, data=dataclasses.replace(cfg.data), out=str(run_dir), force=True, resume=False, model=name,
-        strategy=strategy or ("full" if name in BASELINE_MODELS else cfg.strategy), time_budget_min=budget_min,
-        threads=threads, baselines=False, attention=False, candidates=[])
+        cfg,
+        data=dataclasses.replace(cfg.data),
+        out=str(run_dir),
+        force=True,
+        resume=False,
+        model=name,
+        strategy=strategy or ("full" if name in BASELINE_MODELS else cfg.strategy),
+        time_budget_min=budget_min,
+        threads=threads,
+        baselines=False,
+        attention=False,
+        candidates=[],
+    )
 
 
 def _run_candidate(cfg_dict: dict, command: list[str], log_file: str | None) -> dict:
@@ -191,7 +238,9 @@ def _run_candidate(cfg_dict: dict, command: list[str], log_file: str | None) -> 
     try:
         result = run_finetune(cfg, command=command)
     except Exception as e:  # noqa: BLE001 - one failing candidate (e.g. kmer-linear on multilabel) is reported, not fatal
-        logging.getLogger("genoml").warning("auto: candidate %s failed: %s: %s", cfg.model, type(e).__name__, e)
+        logging.getLogger("genoml").warning(
+            "auto: candidate %s failed: %s: %s", cfg.model, type(e).__name__, e
+        )
         return {"error": f"{type(e).__name__}: {str(e)[:300]}", "wall_s": round(time.time() - t0, 1)}
     return {"metrics": result["metrics"], "stopped": result["stopped"], "wall_s": round(time.time() - t0, 1)}
 
@@ -223,8 +272,10 @@ def choose(rows: list[dict], headline: str) -> int:
     """Index of the row with the best validation headline metric (first on ties); test is never read."""
     scores = [_valid_score(r, headline) for r in rows]
     if all(s == -math.inf for s in scores):
-        raise GenomlError("--model auto: no candidate finished with a validation score: "
-                          + "; ".join(f"{r['candidate']}: {r.get('error', 'no valid metric')}" for r in rows))
+        raise GenomlError(
+            "--model auto: no candidate finished with a validation score: "
+            + "; ".join(f"{r['candidate']}: {r.get('error', 'no valid metric')}" for r in rows)
+        )
     return int(np.argmax(scores))
 
 
@@ -244,19 +295,32 @@ def run_auto(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     from genoml.runs import prepare_run_dir
 
     if cfg.resume:
-        raise InputError("--resume: a --model auto run cannot be resumed; name the model (e.g. --model cnn) "
-                         "to resume it, or start again with --force")
+        raise InputError(
+            "--resume: a --model auto run cannot be resumed; name the model (e.g. --model cnn) "
+            "to resume it, or start again with --force"
+        )
     cfg.validate()
     specs = candidate_specs(cfg)
     splits, alphabet = load_splits(cfg)
-    labels = LabelSpace.infer(splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source))
+    labels = LabelSpace.infer(
+        splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source)
+    )
     if "valid" not in splits:
-        raise InputError("--model auto chooses on the validation split: give --valid FILE or a --valid-fraction "
-                         "above 0")
+        raise InputError(
+            "--model auto chooses on the validation split: give --valid FILE or a --valid-fraction above 0"
+        )
     headline = headline_metric(labels.task)
     d = cfg.data
-    inputs = [d.train, d.valid, d.test, d.labels, d.bed, d.genome, *(p for _, p in d.classes),
-              *(c for c in cfg.candidates if Path(c).exists())]
+    inputs = [
+        d.train,
+        d.valid,
+        d.test,
+        d.labels,
+        d.bed,
+        d.genome,
+        *(p for _, p in d.classes),
+        *(c for c in cfg.candidates if Path(c).exists()),
+    ]
     out = prepare_run_dir(cfg.out, force=cfg.force, resume=False, inputs=inputs)
     (out / ".incomplete").write_text("finetune --model auto in progress\n")
     try:
@@ -289,16 +353,27 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
     # margin for each candidate's final evaluation and report (about half a minute on a busy 2-core machine)
     share = max(0.1, remaining * 0.95 - (0.5 if remaining >= 2 else 0.1)) / waves
     threads = cfg.threads or (1 if workers > 1 else None)
-    log.info("auto: %d candidates (%s), %.1f min budget: %d process(es) x %s thread(s), %.2f min each",
-             len(specs), ", ".join(specs), budget_min, workers, threads or "all", share)
+    log.info(
+        "auto: %d candidates (%s), %.1f min budget: %d process(es) x %s thread(s), %.2f min each",
+        len(specs),
+        ", ".join(specs),
+        budget_min,
+        workers,
+        threads or "all",
+        share,
+    )
     subs = {s: _candidate_config(cfg, s, d, share, threads) for s, d in torch_jobs}
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {s: pool.submit(_run_candidate, subs[s].to_dict(), [*command, "(auto candidate)", s],
-                                      str(d) + ".log") for s, d in torch_jobs}
+            futures = {
+                s: pool.submit(
+                    _run_candidate, subs[s].to_dict(), [*command, "(auto candidate)", s], str(d) + ".log"
+                )
+                for s, d in torch_jobs
+            }
             for s, f in futures.items():
                 outcomes[s] = f.result()
                 log.info("auto: %s done (%s)", s, outcomes[s].get("error") or _brief(outcomes[s], headline))
@@ -323,20 +398,33 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
     write_json(out / "metrics.json", metrics)
     meta = read_meta(out)
     meta["command"] = command
-    meta["auto"] = {"chosen": rows[best]["candidate"], "candidates": [r["candidate"] for r in rows],
-                    "config": cfg.to_dict(), "rc": rc_info}
+    meta["auto"] = {
+        "chosen": rows[best]["candidate"],
+        "candidates": [r["candidate"] for r in rows],
+        "config": cfg.to_dict(),
+        "rc": rc_info,
+    }
     write_meta(out, meta)
     _append_report(out, rows, headline, rc_info, budget_min, metrics["auto_wall_s"], workers, threads)
     (out / ".incomplete").unlink(missing_ok=True)
-    log.info("auto: chose %s (valid %s %.4f) of %d candidates in %.0fs", rows[best]["candidate"], headline,
-             _valid_score(rows[best], headline), len(rows), metrics["auto_wall_s"])
+    log.info(
+        "auto: chose %s (valid %s %.4f) of %d candidates in %.0fs",
+        rows[best]["candidate"],
+        headline,
+        _valid_score(rows[best], headline),
+        len(rows),
+        metrics["auto_wall_s"],
+    )
     return {"out": str(out), "metrics": metrics, "stopped": metrics.get("stopped", "completed")}
 
 
 def _brief(outcome: dict, headline: str) -> str:
     m = outcome.get("metrics", {})
-    return ", ".join(f"{s} {headline} {m[s][headline]:.4f}" for s in ("valid", "test")
-                     if s in m and isinstance(m[s].get(headline), int | float))
+    return ", ".join(
+        f"{s} {headline} {m[s][headline]:.4f}"
+        for s in ("valid", "test")
+        if s in m and isinstance(m[s].get(headline), int | float)
+    )
 
 
 def _adopt(winner: Path, out: Path) -> None:
@@ -356,37 +444,55 @@ def _adopt(winner: Path, out: Path) -> None:
 def comparison_table(rows: list[dict], headline: str) -> str:
     """Markdown table of the candidates: valid/test headline metric, test AUROC, time, parameters."""
     name = headline.upper() if headline == "mcc" else headline
-    lines = [f"| candidate | valid {name} | test {name} | test AUROC | reverse complement | train s | wall s | "
-             "trainable params | stopped |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| candidate | valid {name} | test {name} | test AUROC | reverse complement | train s | wall s | "
+        "trainable params | stopped |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def fmt(v, p=4):
         return f"{v:.{p}f}" if isinstance(v, int | float) and math.isfinite(v) else "–"
 
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['candidate']} | failed: {r['error'][:80]} | | | | | {fmt(r.get('wall_s'), 0)} | | |")
+            lines.append(
+                f"| {r['candidate']} | failed: {r['error'][:80]} | | | | | {fmt(r.get('wall_s'), 0)} | | |"
+            )
             continue
         mark = " **(chosen)**" if r.get("chosen") else ""
         params = (r.get("parameters") or {}).get("trainable")
-        rc = "–" if r.get("arch") == "kmer-linear" else ("augment + average" if r.get("rc_average") else "off")
+        rc = (
+            "–" if r.get("arch") == "kmer-linear" else ("augment + average" if r.get("rc_average") else "off")
+        )
         lines.append(
             f"| {r['candidate']}{mark} | {fmt((r.get('valid') or {}).get(headline))} | "
             f"{fmt((r.get('test') or {}).get(headline))} | {fmt((r.get('test') or {}).get('auroc'), 3)} | {rc} | "
             f"{fmt(r.get('train_seconds'), 0)} | {fmt(r.get('wall_s'), 0)} | "
-            f"{f'{params:,}' if isinstance(params, int) else '–'} | {r.get('stopped', '–')} |")
+            f"{f'{params:,}' if isinstance(params, int) else '–'} | {r.get('stopped', '–')} |"
+        )
     return "\n".join(lines)
 
 
 def _append_report(out: Path, rows, headline, rc_info, budget_min, wall_s, workers, threads) -> None:
-    text = ["", "## Model selection (`--model auto`)", "",
-            f"{len(rows)} candidates trained on the same splits within a {budget_min:g}-minute budget "
-            f"({workers} process(es) × {threads or 'all'} thread(s); {wall_s:.0f} s in all). The chosen model has "
-            f"the best **validation** {headline}; test figures are shown for information only and were not used "
-            "to choose. Each candidate's run is under `candidates/`.", "", comparison_table(rows, headline), ""]
+    text = [
+        "",
+        "## Model selection (`--model auto`)",
+        "",
+        f"{len(rows)} candidates trained on the same splits within a {budget_min:g}-minute budget "
+        f"({workers} process(es) × {threads or 'all'} thread(s); {wall_s:.0f} s in all). The chosen model has "
+        f"the best **validation** {headline}; test figures are shown for information only and were not used "
+        "to choose. Each candidate's run is under `candidates/`.",
+        "",
+        comparison_table(rows, headline),
+        "",
+    ]
     if rc_info and rc_info.get("decision") in ("on", "off") and rc_info.get("mode") == "auto":
-        text += [f"Reverse complement (`--rc auto`): {rc_info['decision']} — strand-aware k-mer model valid "
-                 f"{rc_info['valid_metric_strand_aware']:.3f} vs strand-symmetric "
-                 f"{rc_info['valid_metric_strand_symmetric']:.3f} (on when within {rc_info['tolerance']}).", ""]
+        text += [
+            f"Reverse complement (`--rc auto`): {rc_info['decision']} — strand-aware k-mer model valid "
+            f"{rc_info['valid_metric_strand_aware']:.3f} vs strand-symmetric "
+            f"{rc_info['valid_metric_strand_symmetric']:.3f} (on when within {rc_info['tolerance']}).",
+            "",
+        ]
     report = out / "report.md"
     with open(report, "a") as f:
         f.write("\n".join(text))

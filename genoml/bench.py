@@ -227,7 +227,9 @@ def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray]:
     with open(path) as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
     header = rows[0] if rows else []
-    cols = [j for j, c in enumerate(header) if c.startswith("prob_") or c == "value"] or list(range(1, len(header)))
+    cols = [j for j, c in enumerate(header) if c.startswith("prob_") or c == "value"] or list(
+        range(1, len(header))
+    )
     ids = [r[0] for r in rows[1:]]
     values = np.asarray([[float(r[j]) for j in cols] for r in rows[1:]], dtype=np.float64)
     return ids, values.reshape(len(ids), -1)
@@ -437,8 +439,14 @@ def prepare_bench_out(cfg: BenchConfig) -> Path:
     from genoml.outputs import prepare_output_dir
 
     inputs = [cfg.train, cfg.valid, cfg.test, *(parse_model_spec(m)[0] for m in cfg.models)]
-    return prepare_output_dir(cfg.out, flag="--out", inputs=inputs, force=cfg.force and not cfg.reuse,
-                              resume=cfg.reuse, kind="bench")
+    return prepare_output_dir(
+        cfg.out,
+        flag="--out",
+        inputs=inputs,
+        force=cfg.force and not cfg.reuse,
+        resume=cfg.reuse,
+        kind="bench",
+    )
 
 
 def run_bench(cfg: BenchConfig) -> dict:

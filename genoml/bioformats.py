@@ -66,7 +66,9 @@ def _label(record) -> str | None:
     return None
 
 
-def bio_raws(lines: Iterator[tuple[int, str]], path: str | Path, fmt: str) -> Iterator[tuple[str, str | None, int, str]]:
+def bio_raws(
+    lines: Iterator[tuple[int, str]], path: str | Path, fmt: str
+) -> Iterator[tuple[str, str | None, int, str]]:
     """Yield (id, label, start line, sequence text) for every record of a GenBank/EMBL/FASTQ stream."""
     handle = _LineHandle(lines)
     start = 1

@@ -32,8 +32,10 @@ def check_finetune_flags(cfg) -> None:
     if split_by not in SPLIT_BY:
         raise InputError(f"--split-by: '{split_by}' is not a split; use one of {', '.join(SPLIT_BY)}")
     if split_by in ("region", "chrom") and not cfg.data.bed:
-        raise InputError(f"--split-by {split_by}: needs BED intervals (--bed with --genome); "
-                         "use --split-by similarity for FASTA/CSV input")
+        raise InputError(
+            f"--split-by {split_by}: needs BED intervals (--bed with --genome); "
+            "use --split-by similarity for FASTA/CSV input"
+        )
     positive = getattr(cfg, "positive_class", None)
     if positive is not None and not str(positive).strip():
         raise InputError("--positive-class: give a label name, e.g. --positive-class 1")
@@ -88,7 +90,9 @@ def check_safetensors(folder, flag: str = "--model") -> None:
         except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
             problem = "not a safetensors file (unreadable header)"
         if problem:
-            raise InputError(f"{flag} {folder}: {path.name} is corrupt ({problem}); re-create or re-download it")
+            raise InputError(
+                f"{flag} {folder}: {path.name} is corrupt ({problem}); re-create or re-download it"
+            )
 
 
 def check_labels(records, task: str, where: str) -> None:
@@ -97,8 +101,10 @@ def check_labels(records, task: str, where: str) -> None:
 
     missing = [rec for rec in records if rec.label is None or not str(rec.label).strip()]
     if missing:
-        raise InputError(f"{missing[0].where or where}: {len(missing)} record(s) have no label (first: record "
-                         f"{short_id(missing[0].id)}); give every training record a label or remove it")
+        raise InputError(
+            f"{missing[0].where or where}: {len(missing)} record(s) have no label (first: record "
+            f"{short_id(missing[0].id)}); give every training record a label or remove it"
+        )
     for rec in records:
         loc = rec.where or where
         if task in ("regression", "auto"):
@@ -108,8 +114,10 @@ def check_labels(records, task: str, where: str) -> None:
                 continue
             if not math.isfinite(value):
                 if task == "regression" or _looks_numeric_column(records):
-                    raise InputError(f"{loc}: label {rec.label!r} of record {short_id(rec.id)} is not a finite "
-                                     "number; give its value or remove the record")
+                    raise InputError(
+                        f"{loc}: label {rec.label!r} of record {short_id(rec.id)} is not a finite "
+                        "number; give its value or remove the record"
+                    )
 
 
 def _looks_numeric_column(records, n: int = 200) -> bool:

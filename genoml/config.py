@@ -47,7 +47,9 @@ class FinetuneConfig:
     out: str = "runs/finetune"
     force: bool = False
     resume: bool = False
-    model: str | None = None  # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
+    model: str | None = (
+        None  # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     strategy: str = "full"  # probe | partial:N | lora | full
@@ -69,14 +71,18 @@ class FinetuneConfig:
     aggregate: str = "mean"  # mean | max over windows
     rc_augment: bool = False
     rc_average: bool = False
-    rc: str = "auto"  # DNA: auto (decided on validation, genoml.auto.decide_rc) | on | off; the rc_* flags force on
+    rc: str = (
+        "auto"  # DNA: auto (decided on validation, genoml.auto.decide_rc) | on | off; the rc_* flags force on
+    )
     candidates: list[str] = field(default_factory=list)  # --model auto: extra candidates name[:strategy]
     seed: int = 0
     time_budget_min: float | None = None
     threads: int | None = None
     device: str = "auto"  # auto | cpu | cuda (training, validation and test inference)
     threshold: float = 0.5
-    positive_class: str | None = None  # binary: the label scored as positive (None: genoml.report.positive_class)
+    positive_class: str | None = (
+        None  # binary: the label scored as positive (None: genoml.report.positive_class)
+    )
     baselines: bool = True
     attention: bool = True
     adapt_steps: int = 0

@@ -46,7 +46,9 @@ class LabelSpace:
         return 1 if self.task == "regression" else len(self.names)
 
     @classmethod
-    def infer(cls, labels: Sequence[str | None], task: str = "auto", standardize: bool = True, where: str = "labels"):
+    def infer(
+        cls, labels: Sequence[str | None], task: str = "auto", standardize: bool = True, where: str = "labels"
+    ):
         """Infer the task from the raw labels (override with task != 'auto')."""
         missing = [i for i, lab in enumerate(labels) if lab is None or lab == ""]
         if missing:
@@ -80,7 +82,9 @@ class LabelSpace:
                 "a classifier needs at least two classes"
             )
         if len(names) > MAX_CLASSES:
-            raise InputError(f"{where}: {len(names)} distinct labels; is the label column numeric? use --task regression")
+            raise InputError(
+                f"{where}: {len(names)} distinct labels; is the label column numeric? use --task regression"
+            )
         if task == "binary" and len(names) != 2:
             raise InputError(f"--task binary: found {len(names)} classes ({', '.join(names[:5])}...)")
         return cls(task, names)
@@ -105,7 +109,9 @@ class LabelSpace:
             for r, lab in enumerate(labels):
                 for part in filter(None, (p.strip() for p in lab.split(";"))):
                     if part not in index:
-                        raise InputError(f"{where}: label '{part}' was not seen in training ({', '.join(self.names)})")
+                        raise InputError(
+                            f"{where}: label '{part}' was not seen in training ({', '.join(self.names)})"
+                        )
                     y[r, index[part]] = 1.0
             return y
         unknown = next((lab for lab in labels if lab not in index), None)
@@ -190,7 +196,9 @@ def aggregate_windows(logits: torch.Tensor, parent: np.ndarray, n: int, how: str
     return out / counts
 
 
-def stratified_split(labels: Sequence[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+def stratified_split(
+    labels: Sequence[str], fractions: tuple[float, float], seed: int
+) -> tuple[list, list, list]:
     """Seeded stratified split of indices into (train, valid, test); falls back to random for regression."""
 
     try:
@@ -201,17 +209,25 @@ def stratified_split(labels: Sequence[str], fractions: tuple[float, float], seed
         return small_split([str(lab) for lab in labels], fractions, seed)
 
 
-def _sklearn_split(labels: Sequence[str], fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+def _sklearn_split(
+    labels: Sequence[str], fractions: tuple[float, float], seed: int
+) -> tuple[list, list, list]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
     valid_f, test_f = fractions
     strat = list(labels) if len(set(labels)) <= MAX_CLASSES and min(_counts(labels)) >= 3 else None
-    rest, test = (idx, idx[:0]) if test_f == 0 else train_test_split(idx, test_size=test_f, random_state=seed, stratify=strat)
+    rest, test = (
+        (idx, idx[:0])
+        if test_f == 0
+        else train_test_split(idx, test_size=test_f, random_state=seed, stratify=strat)
+    )
     if valid_f == 0:
         return sorted(rest), [], sorted(test)
     strat_rest = [labels[i] for i in rest] if strat else None
-    train, valid = train_test_split(rest, test_size=valid_f / (1 - test_f), random_state=seed, stratify=strat_rest)
+    train, valid = train_test_split(
+        rest, test_size=valid_f / (1 - test_f), random_state=seed, stratify=strat_rest
+    )
     return sorted(train), sorted(valid), sorted(test)
 
 

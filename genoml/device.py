@@ -30,7 +30,7 @@ CUDA_BATCH_TOKENS = 16384
 
 
 def resolve_device(name: str | torch.device | None = "auto", *, flag: str = "--device") -> torch.device:
-    """"auto" | "cpu" | "cuda" | "cuda:N" -> torch.device. InputError (exit 2) for cuda without a GPU."""
+    """ "auto" | "cpu" | "cuda" | "cuda:N" -> torch.device. InputError (exit 2) for cuda without a GPU."""
     if isinstance(name, torch.device):
         return name
     name = (name or "auto").strip().lower()

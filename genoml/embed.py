@@ -29,7 +29,9 @@ def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust
 
         meta = read_meta(model)
 
-        if meta.get("arch") in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
+        if (
+            meta.get("arch") in BASELINE_MODELS
+        ):  # a pretrain folder's arch is its model type (bert, esm): fine
             raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
     encoder = load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
     return encoder, load_tokenizer(_tokenizer_folder(model, revision)), max_positions(encoder)
@@ -49,8 +51,17 @@ def _tokenizer_folder(model: str, revision: str | None) -> str:
         raise InputError(f"--model {model}: {HUB_HINT} ({type(e).__name__})") from None
 
 
-def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, layer: int = -1, pooling: str = "mean",
-                    batch_tokens: int | None = None, precision: str = "auto") -> np.ndarray:
+def embed_sequences(
+    encoder,
+    tokenizer,
+    seqs: list[str],
+    *,
+    max_tokens: int,
+    layer: int = -1,
+    pooling: str = "mean",
+    batch_tokens: int | None = None,
+    precision: str = "auto",
+) -> np.ndarray:
     """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
     encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
     from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
@@ -71,7 +82,9 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
             with autocast(device, precision):
                 hs = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
             if not -len(hs) <= layer < len(hs):
-                raise InputError(f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)")
+                raise InputError(
+                    f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)"
+                )
             pooled = pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
             if out is None:
                 out = torch.zeros(len(win.ids), pooled.shape[1])
@@ -81,9 +94,19 @@ def embed_sequences(encoder, tokenizer, seqs: list[str], *, max_tokens: int, lay
     return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
 
 
-def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = "mean", device: str = "auto",
-              precision: str = "auto", batch_tokens: int | None = None, revision: str | None = None,
-              trust_remote_code: bool = False) -> dict:
+def run_embed(
+    model: str,
+    spec,
+    output: str,
+    *,
+    layer: int = -1,
+    pooling: str = "mean",
+    device: str = "auto",
+    precision: str = "auto",
+    batch_tokens: int | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> dict:
     from genoml.device import resolve_device, resolve_precision
     from genoml.io import read_records
 
@@ -97,14 +120,23 @@ def run_embed(model: str, spec, output: str, *, layer: int = -1, pooling: str = 
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")
-    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(model, revision=revision,
-                                                                 trust_remote_code=trust_remote_code)
+    encoder, tokenizer, max_tokens = load_encoder_and_tokenizer(
+        model, revision=revision, trust_remote_code=trust_remote_code
+    )
     encoder.to(dev)
     if spec.alphabet == "auto":
         spec.alphabet = tokenizer.alphabet
     records = list(read_records(spec))
-    emb = embed_sequences(encoder, tokenizer, [r.seq for r in records], max_tokens=max_tokens, layer=layer,
-                          pooling=pooling, batch_tokens=batch_tokens, precision=precision)
+    emb = embed_sequences(
+        encoder,
+        tokenizer,
+        [r.seq for r in records],
+        max_tokens=max_tokens,
+        layer=layer,
+        pooling=pooling,
+        batch_tokens=batch_tokens,
+        precision=precision,
+    )
     tmp = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)

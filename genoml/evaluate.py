@@ -13,9 +13,19 @@ from genoml.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, device: str = "auto",
-                 precision: str = "auto", batch_tokens: int | None = None, force: bool = False,
-                 trust_remote_code: bool = False, revision: str | None = None) -> dict:
+def run_evaluate(
+    model: str,
+    spec,
+    out: str,
+    *,
+    threshold: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_tokens: int | None = None,
+    force: bool = False,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
     from genoml.data import LabelSpace
     from genoml.device import resolve_device, resolve_precision
@@ -26,8 +36,13 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
 
     dev = resolve_device(device)
     precision = resolve_precision(precision)
-    predictor, meta = load_predictor(model, device=str(dev), batch_tokens=batch_tokens,
-                                     trust_remote_code=trust_remote_code, revision=revision)
+    predictor, meta = load_predictor(
+        model,
+        device=str(dev),
+        batch_tokens=batch_tokens,
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+    )
     predictor.precision = precision
     if spec.alphabet == "auto":
         spec.alphabet = meta.get("alphabet", "auto")
@@ -47,17 +62,23 @@ def run_evaluate(model: str, spec, out: str, *, threshold: float | None = None, 
     metrics = {"eval": compute_metrics(labels.task, y, scores, labels.names, thr)}
     from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
 
-    out_dir = prepare_output_dir(out, flag="--out", inputs=[spec.path, spec.labels, model], force=force,
-                                 kind="evaluate")
+    out_dir = prepare_output_dir(
+        out, flag="--out", inputs=[spec.path, spec.labels, model], force=force, kind="evaluate"
+    )
     try:
         write_json(out_dir / "metrics.json", metrics)
         preds = {"eval": {"y_true": y, "probs": scores, "labels": labels.names, "task": labels.task}}
         settings = {"model": model, "input": where, "threshold": thr, "task": labels.task}
-        write_report(out_dir, metrics=metrics, history=[], settings=settings, predictions=preds, baselines=None)
+        write_report(
+            out_dir, metrics=metrics, history=[], settings=settings, predictions=preds, baselines=None
+        )
     except BaseException:
         discard_outputs(out_dir)
         raise
     record_outputs(out_dir)
-    log.info("evaluated %d records: %s", len(records),
-             ", ".join(f"{k}={v:.4f}" for k, v in metrics["eval"].items() if isinstance(v, float))[:300])
+    log.info(
+        "evaluated %d records: %s",
+        len(records),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics["eval"].items() if isinstance(v, float))[:300],
+    )
     return metrics

@@ -57,14 +57,20 @@ def sha256(path: str | None) -> str | None:
     return h.hexdigest()
 
 
-def _read(cfg: FinetuneConfig, path: str | None, with_extras: bool, alphabet: str | None = None) -> tuple[list, str]:
+def _read(
+    cfg: FinetuneConfig, path: str | None, with_extras: bool, alphabet: str | None = None
+) -> tuple[list, str]:
     from genoml.io import InputSpec, read_records
 
     d = cfg.data
     spec = InputSpec(
-        path=path, labels=d.labels if with_extras else None, classes=d.classes if with_extras else [],
-        bed=d.bed if with_extras else None, genome=d.genome if with_extras else None,
-        alphabet=alphabet or d.alphabet, rna=d.rna,
+        path=path,
+        labels=d.labels if with_extras else None,
+        classes=d.classes if with_extras else [],
+        bed=d.bed if with_extras else None,
+        genome=d.genome if with_extras else None,
+        alphabet=alphabet or d.alphabet,
+        rna=d.rna,
     )
     if with_extras and d.label_column is not None and hasattr(spec, "label_column"):
         spec.label_column = d.label_column
@@ -83,18 +89,34 @@ def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
 
     train, src = _read(cfg, d.train, True)
     check_labels(train, cfg.task, src)
-    if cfg.model == "kmer-linear" and (cfg.task == "multilabel" or (cfg.task == "auto" and any(
-            r.label and ";" in r.label for r in train))):
-        raise InputError("--model kmer-linear: does not do multilabel tasks (labels with ';'); use --model cnn, rnn "
-                         "or a transformer")
+    if cfg.model == "kmer-linear" and (
+        cfg.task == "multilabel" or (cfg.task == "auto" and any(r.label and ";" in r.label for r in train))
+    ):
+        raise InputError(
+            "--model kmer-linear: does not do multilabel tasks (labels with ';'); use --model cnn, rnn "
+            "or a transformer"
+        )
     alphabet = d.alphabet if d.alphabet != "auto" else detect_alphabet(r.seq for r in train[:200])
-    splits = {"train": Split("train", [r.id for r in train], [r.seq for r in train], [r.label for r in train], src,
-                            d.train or d.bed, [r.interval for r in train])}
+    splits = {
+        "train": Split(
+            "train",
+            [r.id for r in train],
+            [r.seq for r in train],
+            [r.label for r in train],
+            src,
+            d.train or d.bed,
+            [r.interval for r in train],
+        )
+    }
     for name, path in (("valid", d.valid), ("test", d.test)):
         if path:
-            recs, _ = _read(cfg, path, False, alphabet)  # the train alphabet: a protein test set for a DNA run is an error
+            recs, _ = _read(
+                cfg, path, False, alphabet
+            )  # the train alphabet: a protein test set for a DNA run is an error
             check_labels(recs, cfg.task, path)
-            splits[name] = Split(name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path, path)
+            splits[name] = Split(
+                name, [r.id for r in recs], [r.seq for r in recs], [r.label for r in recs], path, path
+            )
     missing = [n for n in ("valid", "test") if n not in splits]
     if missing:
         from genoml.splits import groups_for, split_indices
@@ -109,9 +131,15 @@ def load_splits(cfg: FinetuneConfig) -> tuple[dict[str, Split], str]:
         for name in ["train", *missing]:
             idx = parts[name]
             if len(idx):
-                splits[name] = Split(name, [full.ids[i] for i in idx], [full.seqs[i] for i in idx],
-                                     [full.labels[i] for i in idx], f"{full.source} ({how})", full.file,
-                                     [full.intervals[i] for i in idx] if full.intervals else None)
+                splits[name] = Split(
+                    name,
+                    [full.ids[i] for i in idx],
+                    [full.seqs[i] for i in idx],
+                    [full.labels[i] for i in idx],
+                    f"{full.source} ({how})",
+                    full.file,
+                    [full.intervals[i] for i in idx] if full.intervals else None,
+                )
         log.info("split %s: %s", full.source, ", ".join(f"{n}={len(s.seqs)}" for n, s in splits.items()))
     return splits, alphabet
 
@@ -170,7 +198,9 @@ def build_model(cfg: FinetuneConfig, alphabet: str, labels: LabelSpace):
     if tok.alphabet != alphabet:
         raise InputError(f"--model {name}: a {tok.alphabet} model, but the input sequences are {alphabet}")
     max_tokens = min(cfg.max_tokens or max_positions(encoder), max_positions(encoder))
-    model = SequenceModel("hf", encoder, labels.n_out, tokenizer=tok, pooling=cfg.pooling, head=cfg.head, **common)
+    model = SequenceModel(
+        "hf", encoder, labels.n_out, tokenizer=tok, pooling=cfg.pooling, head=cfg.head, **common
+    )
     return model, tok, max_tokens, source
 
 
@@ -207,7 +237,9 @@ class FeatureHead(nn.Module):
         return self.classifier(features)
 
 
-def encode_features(model, ids: list[list[int]], pad_id: int, batch_tokens: int | None = None) -> torch.Tensor:
+def encode_features(
+    model, ids: list[list[int]], pad_id: int, batch_tokens: int | None = None
+) -> torch.Tensor:
     """Pooled encoder features for every window (W, H) float32 on the CPU: computed once, reused every epoch.
     Batches run on the model's device (bf16 autocast on CUDA)."""
     from genoml.device import autocast, default_batch_tokens, fused_kernels, model_device
@@ -232,7 +264,9 @@ class Job:
 
     def __init__(self, cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet: str):
         self.cfg, self.out, self.splits, self.alphabet = cfg, out, splits, alphabet
-        self.labels = LabelSpace.infer(splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source))
+        self.labels = LabelSpace.infer(
+            splits["train"].labels, cfg.task, cfg.standardize, where=str(splits["train"].source)
+        )
         self.positive = None
         if self.labels.task == "binary":
             from genoml.positive import choose_positive, order_binary
@@ -246,8 +280,15 @@ class Job:
         self.targets = {n: self.labels.encode(s.labels, where=str(s.source)) for n, s in splits.items()}
 
     def predictor(self, model, tokenizer, max_tokens: int) -> Predictor:
-        return Predictor(model, self.labels, tokenizer=tokenizer, max_tokens=max_tokens, stride=self.cfg.stride,
-                         aggregate=self.cfg.aggregate, rc_average=self.cfg.rc_average and self.alphabet == "dna")
+        return Predictor(
+            model,
+            self.labels,
+            tokenizer=tokenizer,
+            max_tokens=max_tokens,
+            stride=self.cfg.stride,
+            aggregate=self.cfg.aggregate,
+            rc_average=self.cfg.rc_average and self.alphabet == "dna",
+        )
 
     def class_weights(self) -> torch.Tensor | None:
         if not self.cfg.class_weights or self.labels.task not in ("binary", "multiclass"):
@@ -293,8 +334,13 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
             model.to(device)
         feats = encode_features(model, ids, tokenizer.pad_id)
         valid_feats = (
-            encode_features(model, make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride).ids,
-                            tokenizer.pad_id) if "valid" in job.splits else None
+            encode_features(
+                model,
+                make_windows(job.splits["valid"].seqs, tokenizer, max_tokens, cfg.stride).ids,
+                tokenizer.pad_id,
+            )
+            if "valid" in job.splits
+            else None
         )
         log.info("probe: cached %d training windows' features in %.1fs", len(ids), time.time() - t0)
         trainee = FeatureHead(model.classifier)
@@ -302,8 +348,13 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         trainee = model
     trainable, total = count_parameters(model)
     job.param_counts = {"trainable": trainable, "total": total}
-    log.info("parameters: %s trainable of %s (%.2f%%), strategy %s", f"{trainable:,}", f"{total:,}",
-             100 * trainable / max(total, 1), cfg.strategy if model.arch == "hf" else "full (baseline)")
+    log.info(
+        "parameters: %s trainable of %s (%.2f%%), strategy %s",
+        f"{trainable:,}",
+        f"{total:,}",
+        100 * trainable / max(total, 1),
+        cfg.strategy if model.arch == "hf" else "full (baseline)",
+    )
     steps_per_epoch = max(1, math.ceil(len(ids) / cfg.batch_size))
     lengths = [len(x) for x in ids]
     epoch_batches: dict[int, list[np.ndarray]] = {}
@@ -313,7 +364,9 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
         epoch = step // steps_per_epoch
         if epoch not in epoch_batches:
             epoch_batches.clear()
-            epoch_batches[epoch] = bucketed_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+            epoch_batches[epoch] = bucketed_batches(
+                lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])
+            )
         idx = epoch_batches[epoch][step % steps_per_epoch][rank::world]
         t = torch.as_tensor(idx)
         if probe:
@@ -342,25 +395,38 @@ def train_torch(job: Job, model, tokenizer, max_tokens: int):
 
             yv = job.targets["valid"].numpy()
             yv = job.labels.decode(yv)
-            metrics = compute_metrics(job.labels.task, yv, logits_to_scores(logits, job.labels), job.labels.names,
-                                      cfg.threshold)
+            metrics = compute_metrics(
+                job.labels.task, yv, logits_to_scores(logits, job.labels), job.labels.names, cfg.threshold
+            )
         else:
             metrics, _ = job.evaluate_split(job.predictor(m, tokenizer, max_tokens), "valid")
         m.train()
         value = metrics.get(headline)
-        metrics[headline] = value if value is not None and not (isinstance(value, float) and math.isnan(value)) else -1.0
+        metrics[headline] = (
+            value if value is not None and not (isinstance(value, float) and math.isnan(value)) else -1.0
+        )
         return metrics
 
-    hidden = getattr(getattr(model.encoder, "config", None), "hidden_size", None) if model.arch == "hf" else None
+    hidden = (
+        getattr(getattr(model.encoder, "config", None), "hidden_size", None) if model.arch == "hf" else None
+    )
     lr = cfg.default_lr(hidden, model.arch)
     log.info("lr %.2g (%s)", lr, "--lr" if cfg.lr is not None else f"default for {cfg.strategy}")
     tcfg = TrainConfig(
-        max_steps=cfg.epochs * steps_per_epoch, lr=lr, weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio, grad_accum=cfg.grad_accum, clip_norm=cfg.clip_norm, seed=cfg.seed,
-        eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch, log_every=max(1, steps_per_epoch // 4),
+        max_steps=cfg.epochs * steps_per_epoch,
+        lr=lr,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        grad_accum=cfg.grad_accum,
+        clip_norm=cfg.clip_norm,
+        seed=cfg.seed,
+        eval_every=steps_per_epoch,
+        checkpoint_every=steps_per_epoch,
+        log_every=max(1, steps_per_epoch // 4),
         patience=cfg.patience if "valid" in job.splits else None,
         time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
-        select_metric=headline if "valid" in job.splits else None, greater_is_better=True,
+        select_metric=headline if "valid" in job.splits else None,
+        greater_is_better=True,
         device=cfg.device,
     )
     trainer = Trainer(trainee, tcfg, job.out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate)
@@ -429,8 +495,13 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     from genoml.splits import leakage
 
     job = Job(cfg, out, splits, alphabet)
-    log.info("task %s with %d labels (%s); %s sequences", job.labels.task, len(job.labels.names),
-             ", ".join(job.labels.names[:6]), alphabet.upper())
+    log.info(
+        "task %s with %d labels (%s); %s sequences",
+        job.labels.task,
+        len(job.labels.names),
+        ", ".join(job.labels.names[:6]),
+        alphabet.upper(),
+    )
     rc_info = None
     if cfg.model != "kmer-linear":
         from genoml.auto import resolve_rc
@@ -442,15 +513,23 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
     if cfg.model == "kmer-linear":
         arch, model, tokenizer, max_tokens, source = "kmer-linear", None, None, 0, "kmer-linear"
         y = job.targets["train"].numpy()
-        km = KmerLinear(job.labels.task if job.labels.task == "regression" else "classification", alphabet,
-                        seed=cfg.seed).fit(splits["train"].seqs, y)
+        km = KmerLinear(
+            job.labels.task if job.labels.task == "regression" else "classification", alphabet, seed=cfg.seed
+        ).fit(splits["train"].seqs, y)
         predictor = Predictor(None, job.labels, kmer=km)
     else:
         if cfg.adapt_steps > 0 and cfg.model not in BASELINE_NETS:
             from genoml.adapt import adapt_model
 
-            cfg.model = adapt_model(model_name(cfg, alphabet), splits["train"].seqs, out,
-                                    steps=cfg.adapt_steps, seed=cfg.seed, threads=cfg.threads, device=cfg.device)
+            cfg.model = adapt_model(
+                model_name(cfg, alphabet),
+                splits["train"].seqs,
+                out,
+                steps=cfg.adapt_steps,
+                seed=cfg.seed,
+                threads=cfg.threads,
+                device=cfg.device,
+            )
         model, tokenizer, max_tokens, source = build_model(cfg, alphabet, job.labels)
         arch = model.arch
         from genoml.checks import check_model_fits
@@ -474,30 +553,62 @@ def _finetune(cfg: FinetuneConfig, out: Path, splits: dict[str, Split], alphabet
         if name in splits:
             metrics[name], scores = job.evaluate_split(predictor, name)
             metrics[name]["duplicates_with_train"] = leakage(
-                splits["train"].seqs, splits[name].seqs, alphabet == "dna",
-                train_intervals=splits["train"].intervals or [], other_intervals=splits[name].intervals or [],
-                gap=split_gap(cfg))
-            write_predictions(out / f"predictions_{name}.tsv", splits[name].ids, scores, job.labels,
-                              true_labels=splits[name].labels, threshold=cfg.threshold)
+                splits["train"].seqs,
+                splits[name].seqs,
+                alphabet == "dna",
+                train_intervals=splits["train"].intervals or [],
+                other_intervals=splits[name].intervals or [],
+                gap=split_gap(cfg),
+            )
+            write_predictions(
+                out / f"predictions_{name}.tsv",
+                splits[name].ids,
+                scores,
+                job.labels,
+                true_labels=splits[name].labels,
+                threshold=cfg.threshold,
+            )
             y_true = job.targets[name].numpy()
             y_true = job.labels.decode(y_true)
-            predictions[name] = {"y_true": y_true, "probs": scores, "labels": job.labels.names,
-                                 "task": job.labels.task, "ids": splits[name].ids}
+            predictions[name] = {
+                "y_true": y_true,
+                "probs": scores,
+                "labels": job.labels.names,
+                "task": job.labels.task,
+                "ids": splits[name].ids,
+            }
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["stopped"] = stopped
     if rc_info is not None:
         metrics["rc"] = rc_info
-    metrics["parameters"] = getattr(job, "param_counts", None) or _parameters(model, km if arch == "kmer-linear" else None)
-    metrics["train_windows_per_s"] = round(len(splits["train"].seqs) * max(1, len(history) or 1) / max(train_seconds, 1e-9), 1)
+    metrics["parameters"] = getattr(job, "param_counts", None) or _parameters(
+        model, km if arch == "kmer-linear" else None
+    )
+    metrics["train_windows_per_s"] = round(
+        len(splits["train"].seqs) * max(1, len(history) or 1) / max(train_seconds, 1e-9), 1
+    )
     meta = {
-        "kind": "finetuned", "arch": arch, "labels": job.labels.to_dict(), "alphabet": alphabet,
-        "tokenizer": getattr(tokenizer, "spec", None), "max_tokens": max_tokens, "stride": cfg.stride,
-        "aggregate": cfg.aggregate, "rc_average": cfg.rc_average and alphabet == "dna", "threshold": cfg.threshold,
-        "pooling": cfg.pooling, "head": cfg.head,
+        "kind": "finetuned",
+        "arch": arch,
+        "labels": job.labels.to_dict(),
+        "alphabet": alphabet,
+        "tokenizer": getattr(tokenizer, "spec", None),
+        "max_tokens": max_tokens,
+        "stride": cfg.stride,
+        "aggregate": cfg.aggregate,
+        "rc_average": cfg.rc_average and alphabet == "dna",
+        "threshold": cfg.threshold,
+        "pooling": cfg.pooling,
+        "head": cfg.head,
         "strategy": cfg.strategy if arch == "hf" or getattr(model, "from_base", None) else "full",
-        "source_model": source, "revision": cfg.revision, "seed": cfg.seed,
-        "data": {n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in splits.items()},
-        "config": cfg.to_dict(), "command": command,
+        "source_model": source,
+        "revision": cfg.revision,
+        "seed": cfg.seed,
+        "data": {
+            n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in splits.items()
+        },
+        "config": cfg.to_dict(),
+        "command": command,
     }
     if arch == "kmer-linear":
         km.save(out)
@@ -521,8 +632,14 @@ def _parameters(model, km) -> dict:
     return {"trainable": trainable, "total": total}
 
 
-def write_predictions(path: Path, ids: list[str], scores: np.ndarray, labels: LabelSpace,
-                      true_labels: list[str] | None = None, threshold: float = 0.5) -> None:
+def write_predictions(
+    path: Path,
+    ids: list[str],
+    scores: np.ndarray,
+    labels: LabelSpace,
+    true_labels: list[str] | None = None,
+    threshold: float = 0.5,
+) -> None:
     """Per-record test/valid predictions: id, true label, predicted class (or value), then the scores
     (prob_<label> per class, or value) — for error analysis and later paired comparisons."""
     import csv
@@ -553,11 +670,15 @@ def baseline_metrics(job: Job, alphabet: str, predictions: dict) -> dict:
     y = job.targets[split].numpy()
     out = {"split": split}
     try:
-        km = KmerLinear("regression" if task == "regression" else "classification", alphabet, seed=job.cfg.seed)
+        km = KmerLinear(
+            "regression" if task == "regression" else "classification", alphabet, seed=job.cfg.seed
+        )
         if task == "multilabel":
             raise GenomlError("kmer-linear baseline does not do multilabel")
         km.fit(job.splits["train"].seqs, y_train)
-        scores = logits_to_scores(torch.as_tensor(km.logits(job.splits[split].seqs), dtype=torch.float32), job.labels)
+        scores = logits_to_scores(
+            torch.as_tensor(km.logits(job.splits[split].seqs), dtype=torch.float32), job.labels
+        )
         yy = job.labels.decode(y)
         out["kmer-linear"] = compute_metrics(task, yy, scores, job.labels.names, job.cfg.threshold)
         out["kmer-linear"]["_scores"] = scores
@@ -565,14 +686,18 @@ def baseline_metrics(job: Job, alphabet: str, predictions: dict) -> dict:
         log.info("kmer-linear baseline skipped: %s", e)
     if task in ("binary", "multiclass"):
         prior = np.bincount(y_train, minlength=job.labels.n_out) / len(y_train)
-        out["majority"] = compute_metrics(task, y, np.tile(prior, (len(y), 1)), job.labels.names, job.cfg.threshold)
+        out["majority"] = compute_metrics(
+            task, y, np.tile(prior, (len(y), 1)), job.labels.names, job.cfg.threshold
+        )
         out["majority"]["_scores"] = np.tile(prior, (len(y), 1))
     if split in predictions:
         fn = headline_fn(task, job.cfg.threshold)
         y_model = predictions[split]["y_true"]
         for name in ("kmer-linear", "majority"):
             if name in out and "_scores" in out[name]:
-                out[name]["vs_model"] = paired_bootstrap(fn, y_model, predictions[split]["probs"], out[name].pop("_scores"))
+                out[name]["vs_model"] = paired_bootstrap(
+                    fn, y_model, predictions[split]["probs"], out[name].pop("_scores")
+                )
     return out
 
 
@@ -580,15 +705,31 @@ def _summary(metrics: dict, task: str) -> str:
     from genoml.metrics import headline_metric
 
     h = headline_metric(task)
-    parts = [f"{n} {h}={metrics[n].get(h):.4f}" for n in ("valid", "test") if n in metrics and metrics[n].get(h) is not None]
+    parts = [
+        f"{n} {h}={metrics[n].get(h):.4f}"
+        for n in ("valid", "test")
+        if n in metrics and metrics[n].get(h) is not None
+    ]
     return ", ".join(parts) or "no evaluation split"
 
 
 def _write_reports(job, out, meta, metrics, history, predictions, model, with_baselines) -> None:
     from genoml.report import write_model_card, write_report
 
-    settings = {k: meta[k] for k in ("arch", "source_model", "strategy", "tokenizer", "max_tokens", "pooling", "head",
-                                     "seed", "alphabet")}
+    settings = {
+        k: meta[k]
+        for k in (
+            "arch",
+            "source_model",
+            "strategy",
+            "tokenizer",
+            "max_tokens",
+            "pooling",
+            "head",
+            "seed",
+            "alphabet",
+        )
+    }
     settings["task"] = job.labels.task
     settings["labels"] = ", ".join(job.labels.names)
     if job.positive:
@@ -601,13 +742,27 @@ def _write_reports(job, out, meta, metrics, history, predictions, model, with_ba
         if job.labels.task == "binary" and job.alphabet == "dna":
             extra += _motif_section(job, model, out)
     baselines = metrics.get("baselines") if with_baselines else None
-    write_report(out, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")}, history=history,
-                 settings=settings, predictions=predictions, baselines=baselines, extra_sections=extra,
-                 stopped=stopped)
-    write_model_card(out, settings=settings, metrics={k: v for k, v in metrics.items() if k in ("valid", "test")},
-                     source_model=str(meta["source_model"]), licence=_licence_of(meta["source_model"]),
-                     data_description=", ".join(f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()),
-                     stopped=stopped)
+    write_report(
+        out,
+        metrics={k: v for k, v in metrics.items() if k in ("valid", "test")},
+        history=history,
+        settings=settings,
+        predictions=predictions,
+        baselines=baselines,
+        extra_sections=extra,
+        stopped=stopped,
+    )
+    write_model_card(
+        out,
+        settings=settings,
+        metrics={k: v for k, v in metrics.items() if k in ("valid", "test")},
+        source_model=str(meta["source_model"]),
+        licence=_licence_of(meta["source_model"]),
+        data_description=", ".join(
+            f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()
+        ),
+        stopped=stopped,
+    )
 
 
 def _licence_of(source: str) -> str:
@@ -617,7 +772,7 @@ def _licence_of(source: str) -> str:
         for i, line in enumerate(lines):
             if line.lower().lstrip("-* ").startswith(("licence", "license")):
                 paragraph = [line]  # the whole paragraph: a licence sentence may wrap onto the next lines
-                for nxt in lines[i + 1:]:
+                for nxt in lines[i + 1 :]:
                     if not nxt.strip() or nxt.lstrip().startswith(("#", "-", "*", "|", "```")):
                         break
                     paragraph.append(nxt.strip())
@@ -660,19 +815,33 @@ def _motif_section(job: Job, model, out: Path, n: int = 200) -> list[tuple[str, 
     pos = [s for s, lab in zip(split.seqs, split.labels) if lab == positive][:n]
     neg = [s for s, lab in zip(split.seqs, split.labels) if lab != positive][:n]
     try:
-        tracks = [explain_sequence(model, s, methods=("grad-input",), target=1, keep_maps=False).tracks["grad-input"]
-                  for s in pos]
+        tracks = [
+            explain_sequence(model, s, methods=("grad-input",), target=1, keep_maps=False).tracks[
+                "grad-input"
+            ]
+            for s in pos
+        ]
         motifs = find_motifs(pos, tracks, neg, max_motifs=3)
         summary = write_motifs(motifs, out / "motifs")
     except Exception as e:  # noqa: BLE001 - the report is optional; say why it is missing
         log.warning("motif discovery skipped: %s", e)
         return []
     if not motifs:
-        return [("Motifs", f"No motif enriched in positive ({positive}) high-attribution windows vs negatives "
-                           f"(q < 0.05) among {len(pos)} positives / {len(neg)} negatives.")]
+        return [
+            (
+                "Motifs",
+                f"No motif enriched in positive ({positive}) high-attribution windows vs negatives "
+                f"(q < 0.05) among {len(pos)} positives / {len(neg)} negatives.",
+            )
+        ]
     rows = ["| consensus | hits | p | q | logo |", "|---|---|---|---|---|"]
-    rows += [f"| `{m['consensus']}` | {m['n_hits']} | {m['pvalue']:.2g} | {m['qvalue']:.2g} | "
-             f"![logo](motifs/{m['logo']}) |" for m in summary["motifs"]]
-    body = (f"Grad×input tracks of {len(pos)} positive ({positive}) sequences; enrichment vs {len(neg)} negatives "
-            "(hypergeometric test, Benjamini–Hochberg). Full list: `motifs/motifs.json`, `motifs/motifs.meme`.\n\n")
+    rows += [
+        f"| `{m['consensus']}` | {m['n_hits']} | {m['pvalue']:.2g} | {m['qvalue']:.2g} | "
+        f"![logo](motifs/{m['logo']}) |"
+        for m in summary["motifs"]
+    ]
+    body = (
+        f"Grad×input tracks of {len(pos)} positive ({positive}) sequences; enrichment vs {len(neg)} negatives "
+        "(hypergeometric test, Benjamini–Hochberg). Full list: `motifs/motifs.json`, `motifs/motifs.meme`.\n\n"
+    )
     return [("Motifs", body + "\n".join(rows))]

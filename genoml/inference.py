@@ -124,5 +124,9 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S and self.done < self.total:
             self.last = now
-            log.info("inference: %s of %s windows (%.0f%%)", f"{self.done:,}", f"{self.total:,}",
-                     100 * self.done / self.total)
+            log.info(
+                "inference: %s of %s windows (%.0f%%)",
+                f"{self.done:,}",
+                f"{self.total:,}",
+                100 * self.done / self.total,
+            )

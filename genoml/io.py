@@ -425,7 +425,9 @@ class IdRegistry:
 
     @staticmethod
     def _hash(rec_id: str) -> int:
-        return int.from_bytes(hashlib.blake2b(rec_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        return int.from_bytes(
+            hashlib.blake2b(rec_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+        )
 
     def setdefault(self, rec_id: str, lineno: int) -> int:
         h = self._hash(rec_id)

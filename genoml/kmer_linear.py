@@ -58,14 +58,19 @@ def kmer_counts(seqs: list[str], alphabet: str, ks: tuple[int, ...]):
             vals.append(counts / max(1, n))
     if not rows:
         return csr_matrix((len(seqs), width), dtype=np.float32)
-    return csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(len(seqs), width), dtype=np.float32)
+    return csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(seqs), width),
+        dtype=np.float32,
+    )
 
 
 class KmerLinear:
     """Logistic regression (classification) or ridge (regression) on k-mer frequencies."""
 
-    def __init__(self, task: str, alphabet: str, ks: tuple[int, ...] | None = None, C: float = 1.0, seed: int = 0):
+    def __init__(
+        self, task: str, alphabet: str, ks: tuple[int, ...] | None = None, C: float = 1.0, seed: int = 0
+    ):
         self.task, self.alphabet, self.C, self.seed = task, alphabet, C, seed
         self.ks = ks or ((1, 2, 3, 4, 5, 6) if alphabet == "dna" else (1, 2))
         self.vocab = kmer_vocab(alphabet, self.ks)
@@ -96,8 +101,11 @@ class KmerLinear:
         from safetensors.numpy import save_file
 
         save_file(
-            {"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float32),
-             "scale": self.scale.astype(np.float32)},
+            {
+                "coef": self.coef.astype(np.float32),
+                "intercept": self.intercept.astype(np.float32),
+                "scale": self.scale.astype(np.float32),
+            },
             str(folder / "kmer_linear.safetensors"),
         )
         (folder / "kmer_linear.json").write_text(

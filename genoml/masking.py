@@ -87,7 +87,9 @@ def mask_tokens(
     if noise is None:
         noise = MaskNoise.draw(tuple(input_ids.shape), generator)
     elif noise.centre.shape != input_ids.shape:
-        raise ValueError(f"noise {tuple(noise.centre.shape)} does not match input_ids {tuple(input_ids.shape)}")
+        raise ValueError(
+            f"noise {tuple(noise.centre.shape)} does not match input_ids {tuple(input_ids.shape)}"
+        )
     maskable = ~special_mask.bool()  # (B, L)
     chosen = _choose(maskable, rate, span, noise)  # (B, L)
     decision = noise.decision

@@ -405,8 +405,12 @@ def compute_metrics(
         # one class only: MCC, AUROC and their CIs are undefined, not 0.0; no headline number
         present = int(np.unique(y)[0])
         name_of = labels[present] if labels and present < len(labels) else str(present)
-        out.update(task=task, headline=name, **{name: None, f"{name}_ci95": [None, None]},
-                   undefined=f"one class: every sequence of this split is '{name_of}'")
+        out.update(
+            task=task,
+            headline=name,
+            **{name: None, f"{name}_ci95": [None, None]},
+            undefined=f"one class: every sequence of this split is '{name_of}'",
+        )
         for key in ("auroc", "auprc"):
             if key in out:
                 out[key] = None

@@ -48,7 +48,11 @@ class Head(nn.Module):
         super().__init__()
         if kind == "mlp":
             self.net = nn.Sequential(
-                nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+                nn.Dropout(dropout),
+                nn.Linear(hidden, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_out),
             )
         else:
             self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))
@@ -92,7 +96,9 @@ class OneHotCNN(nn.Module):
     ):
         super().__init__()
         self.pool, self.bins = pool, bins
-        self.stem = nn.Sequential(nn.Conv1d(channels, filters, kernel, padding="same"), nn.BatchNorm1d(filters), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv1d(channels, filters, kernel, padding="same"), nn.BatchNorm1d(filters), nn.ReLU()
+        )
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Conv1d(filters, filters, 5, padding="same", dilation=2**i),
@@ -141,7 +147,9 @@ class ShallowCNN(nn.Module):
     never reaches a valid position.
     """
 
-    def __init__(self, channels: int, filters: int = 128, kernel: int = 11, layers: int = 3, dropout: float = 0.2):
+    def __init__(
+        self, channels: int, filters: int = 128, kernel: int = 11, layers: int = 3, dropout: float = 0.2
+    ):
         super().__init__()
         self.convs = nn.ModuleList(
             nn.Sequential(
@@ -176,7 +184,9 @@ class OneHotRNN(nn.Module):
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])  # (B, L, 2H)
+        out, _ = nn.utils.rnn.pad_packed_sequence(
+            out, batch_first=True, total_length=h.shape[1]
+        )  # (B, L, 2H)
         return pool(out, mask, "mean")
 
 
@@ -205,7 +215,9 @@ class SequenceModel(nn.Module):
     so PEFT keeps it trainable.
     """
 
-    def __init__(self, arch, encoder, n_out, *, tokenizer, labels, task, pooling="mean", head="linear", embedding=None):
+    def __init__(
+        self, arch, encoder, n_out, *, tokenizer, labels, task, pooling="mean", head="linear", embedding=None
+    ):
         super().__init__()
         self.arch = arch
         self.encoder = encoder
@@ -247,7 +259,9 @@ class SequenceModel(nn.Module):
     def attentions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per-layer attention probabilities (B, heads, L, L), computed with eager attention."""
         if self.arch != "hf":
-            raise InputError(f"--method attention: the '{self.arch}' baseline has no attention; use grad-input")
+            raise InputError(
+                f"--method attention: the '{self.arch}' baseline has no attention; use grad-input"
+            )
         prev = getattr(self.encoder.config, "_attn_implementation", None)
         try:
             self.encoder.set_attn_implementation("eager")
@@ -266,8 +280,6 @@ class SequenceModel(nn.Module):
         return tuple(out.attentions)
 
 
-
-
 def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="linear") -> SequenceModel:
     """`cnn` or `rnn` from scratch over one-hot input of the tokenizer's letters (char / esm)."""
     if name not in BASELINE_NETS:
@@ -275,7 +287,9 @@ def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="line
     emb = one_hot_embedding(tokenizer.vocab, tokenizer.alphabet)
     channels = emb.weight.shape[1]
     body = {"cnn": OneHotCNN, "cnn-shallow": ShallowCNN, "rnn": OneHotRNN}[name](channels)
-    return SequenceModel(name, body, n_out, tokenizer=tokenizer, labels=labels, task=task, head=head, embedding=emb)
+    return SequenceModel(
+        name, body, n_out, tokenizer=tokenizer, labels=labels, task=task, head=head, embedding=emb
+    )
 
 
 # ---------------------------------------------------------------- loading encoders
@@ -297,7 +311,9 @@ def check_safe_weights(folder: Path) -> None:
 
 
 def _unsafe(path, e: Exception) -> UnsafeModelError:
-    reason = re.sub(r"\x1b\[[0-9;]*m", "", str(e).splitlines()[0] if str(e) else "")[:160]  # torch bolds words
+    reason = re.sub(r"\x1b\[[0-9;]*m", "", str(e).splitlines()[0] if str(e) else "")[
+        :160
+    ]  # torch bolds words
     return UnsafeModelError(
         f"{path}: refused to load: the file is a pickle that is not plain weights ({type(e).__name__}: "
         f"{reason}); loading it could run code. Convert it to safetensors from a trusted environment."
@@ -340,7 +356,9 @@ def read_model_config(spec: str, *, revision: str | None = None) -> dict:
         try:
             path = Path(hf_hub_download(spec, "config.json", revision=revision))
         except Exception as e:  # noqa: BLE001 - any hub failure (offline, 404, bad id) means no usable config
-            raise InputError(f"--model {spec}: no config.json from the hub ({type(e).__name__}); {HUB_HINT}") from None
+            raise InputError(
+                f"--model {spec}: no config.json from the hub ({type(e).__name__}); {HUB_HINT}"
+            ) from None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -430,13 +448,17 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
                 if getattr(model.config, "alibi_starting_size", None) is not None and local.is_dir():
                     model.genoml_max_tokens = _tokenizer_max_length(local)
                 return model
-            return _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoModel, CONFIG_MAPPING)
+            return _load_auto(
+                spec, where, raw, revision, trust_remote_code, AutoConfig, AutoModel, CONFIG_MAPPING
+            )
     except GenomlError:
         raise
     except pickle.UnpicklingError as e:  # a hub download with pickle weights that are not plain tensors
         raise _unsafe(f"--model {spec}", e) from None
     except OSError as e:
-        raise InputError(f"--model {spec}: could not load weights: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise InputError(
+            f"--model {spec}: could not load weights: {str(e).splitlines()[0] if str(e) else e!r}"
+        ) from None
     except Exception as e:  # noqa: BLE001 - remote code and transformers raise anything; report, never a traceback
         first = str(e).splitlines()[0] if str(e) else ""
         raise InputError(
@@ -462,7 +484,9 @@ def _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoMo
 
     auto_map = raw.get("auto_map")
     if auto_map and not trust_remote_code:
-        names = ", ".join(sorted({str(v) for v in (auto_map.values() if isinstance(auto_map, dict) else auto_map)}))
+        names = ", ".join(
+            sorted({str(v) for v in (auto_map.values() if isinstance(auto_map, dict) else auto_map)})
+        )
         raise InputError(
             f"--model {spec}: config.json asks for modeling code shipped with the model (auto_map: {names}), "
             "an architecture genoml does not implement natively (`genoml models` lists those it does); "
@@ -505,7 +529,9 @@ def hidden_layers(encoder: nn.Module) -> nn.ModuleList:
         return inner.layer
     lists = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]
     if not lists:
-        raise GenomlError(f"cannot find the transformer layers of {type(encoder).__name__} for partial freezing")
+        raise GenomlError(
+            f"cannot find the transformer layers of {type(encoder).__name__} for partial freezing"
+        )
     return max(lists, key=len)
 
 

@@ -73,7 +73,9 @@ class MultitaskConfig:
 # ---------------------------------------------------------------- leakage screen
 
 
-def screen_overlap(sources: list[str], targets: list[str], both_strands: bool = True) -> tuple[np.ndarray, dict]:
+def screen_overlap(
+    sources: list[str], targets: list[str], both_strands: bool = True
+) -> tuple[np.ndarray, dict]:
     """Which source sequences overlap a target sequence: equal to it, containing it or contained in it
     (either strand of the target when both_strands).
 
@@ -100,7 +102,7 @@ def screen_overlap(sources: list[str], targets: list[str], both_strands: bool = 
             continue
         hit = False
         for p in range(len(s) - k + 1):  # does s contain some target t? t starts with one of s's k-mers
-            for t in by_prefix.get(s[p:p + k], ()):
+            for t in by_prefix.get(s[p : p + k], ()):
                 if len(t) <= len(s) and s.startswith(t, p):
                     hit = True
                     break
@@ -113,7 +115,7 @@ def screen_overlap(sources: list[str], targets: list[str], both_strands: bool = 
             src_prefix.setdefault(s[:k], []).append(i)
     for t in tlist:  # is some source s inside target t? s starts with one of t's k-mers
         for p in range(len(t) - k + 1):
-            for i in src_prefix.get(t[p:p + k], ()):
+            for i in src_prefix.get(t[p : p + k], ()):
                 if keep[i] and len(sources[i]) <= len(t) and t.startswith(sources[i], p):
                     keep[i] = False
                     counts["inside_target"] += 1
@@ -201,7 +203,9 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
     return result
 
 
-def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command) -> dict:
+def _train_in(
+    cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command
+) -> dict:
     """The multitask run proper, writing into the prepared `out`."""
     from genoml.data import LabelSpace, collate, make_windows, stratified_split
     from genoml.metrics import compute_metrics
@@ -211,14 +215,23 @@ def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, ta
 
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
     sets: list[_Set] = []
-    exclusion = {"files": list(cfg.exclude), "target_sequences": len(targets), "both_strands": alphabet == "dna",
-                 "per_dataset": {}}
+    exclusion = {
+        "files": list(cfg.exclude),
+        "target_sequences": len(targets),
+        "both_strands": alphabet == "dna",
+        "per_dataset": {},
+    }
     for name, path in named:
         recs = records[name]
         keep, counts = screen_overlap([r.seq for r in recs], targets, alphabet == "dna")
         exclusion["per_dataset"][name] = {"total": len(recs), **counts}
-        log.info("multitask %s: %d sequences, %d removed as overlapping the excluded sequences (%s)", name,
-                 len(recs), counts["removed"], ", ".join(f"{k} {v}" for k, v in counts.items() if k != "kept"))
+        log.info(
+            "multitask %s: %d sequences, %d removed as overlapping the excluded sequences (%s)",
+            name,
+            len(recs),
+            counts["removed"],
+            ", ".join(f"{k} {v}" for k, v in counts.items() if k != "kept"),
+        )
         recs = [r for r, k in zip(recs, keep) if k]
         labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
         if labels.task not in ("binary", "multiclass"):
@@ -227,8 +240,20 @@ def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, ta
         y = labels.encode([r.label for r in recs], where=path)
         wtr = make_windows([recs[i].seq for i in tr], tok, 1024)
         wva = make_windows([recs[i].seq for i in va], tok, 1024)
-        sets.append(_Set(name, path, labels, wtr.ids, y[torch.as_tensor(tr)][torch.as_tensor(wtr.parent)], wva.ids,
-                         wva.parent, y[torch.as_tensor(va)].numpy(), len(va), counts))
+        sets.append(
+            _Set(
+                name,
+                path,
+                labels,
+                wtr.ids,
+                y[torch.as_tensor(tr)][torch.as_tensor(wtr.parent)],
+                wva.ids,
+                wva.parent,
+                y[torch.as_tensor(va)].numpy(),
+                len(va),
+                counts,
+            )
+        )
     model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
     sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
     probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
@@ -238,14 +263,17 @@ def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, ta
     def get_batch(step: int, rank: int = 0, world: int = 1) -> dict:
         rng = np.random.default_rng([cfg.seed, step])
         t = int(rng.choice(len(sets), p=probs))
-        idx = rng.choice(len(sets[t].train_ids), size=min(cfg.batch_size, len(sets[t].train_ids)), replace=False)
+        idx = rng.choice(
+            len(sets[t].train_ids), size=min(cfg.batch_size, len(sets[t].train_ids)), replace=False
+        )
         idx = idx[rank::world]
         x, mask = collate([sets[t].train_ids[i] for i in idx], tok.pad_id)
         return {"input_ids": x, "attention_mask": mask, "y": sets[t].train_y[torch.as_tensor(idx)], "task": t}
 
     def loss_fn(m, batch):
-        return nn.functional.cross_entropy(m(batch["input_ids"], batch["attention_mask"], batch["task"]).float(),
-                                           batch["y"])
+        return nn.functional.cross_entropy(
+            m(batch["input_ids"], batch["attention_mask"], batch["task"]).float(), batch["y"]
+        )
 
     @torch.no_grad()
     def evaluate(m) -> dict:
@@ -266,33 +294,78 @@ def _train_in(cfg: MultitaskConfig, out: Path, named, records, alphabet: str, ta
         res["mean_mcc"] = float(np.mean([res[f"mcc/{s.name}"] for s in sets]))
         return res
 
-    tcfg = TrainConfig(max_steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, seed=cfg.seed, eval_every=eval_every,
-                       checkpoint_every=eval_every, log_every=max(1, eval_every // 4), patience=None,
-                       time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
-                       select_metric="mean_mcc", greater_is_better=True)
+    tcfg = TrainConfig(
+        max_steps=cfg.epochs * steps_per_epoch,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        eval_every=eval_every,
+        checkpoint_every=eval_every,
+        log_every=max(1, eval_every // 4),
+        patience=None,
+        time_budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
+        select_metric="mean_mcc",
+        greater_is_better=True,
+    )
     t0 = time.time()
-    log.info("multitask: %s trunk, %d datasets (%s), %d steps of %d at most", cfg.arch, len(sets),
-             ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets), tcfg.max_steps, cfg.batch_size)
+    log.info(
+        "multitask: %s trunk, %d datasets (%s), %d steps of %d at most",
+        cfg.arch,
+        len(sets),
+        ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets),
+        tcfg.max_steps,
+        cfg.batch_size,
+    )
     result = Trainer(model, tcfg, out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit()
     model.eval()
     final = evaluate(model)
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+        str(out / "model.safetensors"),
+    )
     tok.save_pretrained(out)
-    tasks = [{"name": s.name, "source": s.source, "labels": s.labels.to_dict(), "n_train_windows": len(s.train_ids),
-              "n_valid": s.n_valid_seqs, "valid_mcc": final[f"mcc/{s.name}"]} for s in sets]
-    meta = {"kind": "multitask", "arch": cfg.arch, "alphabet": alphabet, "tokenizer": getattr(tok, "spec", None),
-            "tasks": tasks, "exclusion": exclusion, "config": dataclasses.asdict(cfg), "command": command,
-            "versions": versions()}
+    tasks = [
+        {
+            "name": s.name,
+            "source": s.source,
+            "labels": s.labels.to_dict(),
+            "n_train_windows": len(s.train_ids),
+            "n_valid": s.n_valid_seqs,
+            "valid_mcc": final[f"mcc/{s.name}"],
+        }
+        for s in sets
+    ]
+    meta = {
+        "kind": "multitask",
+        "arch": cfg.arch,
+        "alphabet": alphabet,
+        "tokenizer": getattr(tok, "spec", None),
+        "tasks": tasks,
+        "exclusion": exclusion,
+        "config": dataclasses.asdict(cfg),
+        "command": command,
+        "versions": versions(),
+    }
     write_meta(out, meta)
-    metrics = {"valid": final, "tasks": tasks, "exclusion": exclusion, "steps": result.steps,
-               "stopped": result.stopped_reason, "train_seconds": round(time.time() - t0, 1)}
+    metrics = {
+        "valid": final,
+        "tasks": tasks,
+        "exclusion": exclusion,
+        "steps": result.steps,
+        "stopped": result.stopped_reason,
+        "train_seconds": round(time.time() - t0, 1),
+    }
     write_json(out / "metrics.json", metrics)
     write_json(out / "history.json", result.history)
     import shutil
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    log.info("multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences", final["mean_mcc"],
-             result.steps, result.stopped_reason, sum(d["removed"] for d in exclusion["per_dataset"].values()))
+    log.info(
+        "multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences",
+        final["mean_mcc"],
+        result.steps,
+        result.stopped_reason,
+        sum(d["removed"] for d in exclusion["per_dataset"].values()),
+    )
     return {"out": str(out), "metrics": metrics}

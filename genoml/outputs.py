@@ -26,13 +26,47 @@ META = "genoml.json"
 # what genoml writes at the top level of its output folders (used when the marker lists no files, e.g. a run
 # written by an older genoml or killed before it recorded them)
 GENOML_PATTERNS = (
-    META, MARKER, ".incomplete", "*.json", "report.md", "README.md", "bench.md", "*.png", "*.svg", "*.safetensors",
-    "predictions_*.tsv", "tracks.*.tsv", "tracks.*.bedgraph", "*.npz", "vocab.txt", "merges.txt", "*.model",
-    "kmer_linear.*", "PROVENANCE.txt", "checkpoints", "attention", "motifs", "cache", "debug", "adapted",
-    "adapt_corpus.fa", "split", "plots", "candidates", "bpe-tokenizer", "bpe-tokenizer.tmp", ".*.tmp", "*.tmp",
+    META,
+    MARKER,
+    ".incomplete",
+    "*.json",
+    "report.md",
+    "README.md",
+    "bench.md",
+    "*.png",
+    "*.svg",
+    "*.safetensors",
+    "predictions_*.tsv",
+    "tracks.*.tsv",
+    "tracks.*.bedgraph",
+    "*.npz",
+    "vocab.txt",
+    "merges.txt",
+    "*.model",
+    "kmer_linear.*",
+    "PROVENANCE.txt",
+    "checkpoints",
+    "attention",
+    "motifs",
+    "cache",
+    "debug",
+    "adapted",
+    "adapt_corpus.fa",
+    "split",
+    "plots",
+    "candidates",
+    "bpe-tokenizer",
+    "bpe-tokenizer.tmp",
+    ".*.tmp",
+    "*.tmp",
 )
 
-TRANSIENT = (".incomplete", ".*.tmp", "*.tmp", "bpe-tokenizer.tmp")  # genoml's temporary files, always its own
+TRANSIENT = (
+    ".incomplete",
+    ".*.tmp",
+    "*.tmp",
+    "bpe-tokenizer.tmp",
+)  # genoml's temporary files, always its own
 
 _STATE: dict[str, dict] = {}  # resolved output folder -> {"created": bool, "before": set of names}
 
@@ -110,7 +144,9 @@ def _remove(entry: Path) -> None:
 
 def _check_writable(folder: Path, flag: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {folder}: the folder is not writable (permission denied); choose another {flag}")
+        raise InputError(
+            f"{flag} {folder}: the folder is not writable (permission denied); choose another {flag}"
+        )
 
 
 def check_deletable(out: Path, *, flag: str, inputs: Iterable[str | Path | None] = ()) -> None:
@@ -119,10 +155,14 @@ def check_deletable(out: Path, *, flag: str, inputs: Iterable[str | Path | None]
     cwd = _resolve(Path.cwd())
     if _within(cwd, real):
         what = "the working directory" if real == cwd else "a folder that holds the working directory"
-        raise InputError(f"{flag} {out}: is {what}; --force never deletes it. Choose a new folder, e.g. {flag} runs/x")
+        raise InputError(
+            f"{flag} {out}: is {what}; --force never deletes it. Choose a new folder, e.g. {flag} runs/x"
+        )
     for p in input_paths(inputs):
         if _within(p, real):
-            raise InputError(f"{flag} {out}: holds the input {p}; --force never deletes inputs. Choose a new folder")
+            raise InputError(
+                f"{flag} {out}: holds the input {p}; --force never deletes inputs. Choose a new folder"
+            )
     if not is_genoml_folder(out):
         n = sum(1 for _ in out.iterdir())
         raise InputError(
@@ -132,8 +172,15 @@ def check_deletable(out: Path, *, flag: str, inputs: Iterable[str | Path | None]
     _check_writable(out, flag)
 
 
-def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterable[str | Path | None] = (),
-                       force: bool = False, resume: bool = False, kind: str = "run") -> Path:
+def prepare_output_dir(
+    path: str | Path,
+    *,
+    flag: str = "--out",
+    inputs: Iterable[str | Path | None] = (),
+    force: bool = False,
+    resume: bool = False,
+    kind: str = "run",
+) -> Path:
     """Create (or safely reuse) an output folder; see the module docstring for the rules."""
     inputs = list(inputs)
     out = Path(path)
@@ -146,12 +193,16 @@ def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterabl
     created = not out.exists()
     if out.is_dir() and any(out.iterdir()):
         if not (force or resume):
-            raise InputError(f"{flag} {out}: directory is not empty; pass --force to overwrite"
-                             + (" or --resume to continue" if kind == "run" else ""))
+            raise InputError(
+                f"{flag} {out}: directory is not empty; pass --force to overwrite"
+                + (" or --resume to continue" if kind == "run" else "")
+            )
         if resume and not force:
             if not is_genoml_folder(out):
-                raise InputError(f"{flag} {out}: not a genoml output folder (no {META} or {MARKER}); nothing to "
-                                 "resume there. Choose a new or empty folder")
+                raise InputError(
+                    f"{flag} {out}: not a genoml output folder (no {META} or {MARKER}); nothing to "
+                    "resume there. Choose a new or empty folder"
+                )
             _check_writable(out, flag)
         else:
             check_deletable(out, flag=flag, inputs=inputs)
@@ -159,19 +210,27 @@ def prepare_output_dir(path: str | Path, *, flag: str = "--out", inputs: Iterabl
                 for entry in genoml_entries(out):
                     _remove(entry)
             except OSError as e:
-                raise InputError(f"{flag} {out}: could not remove an earlier output ({e.strerror}: {e.filename})") from None
+                raise InputError(
+                    f"{flag} {out}: could not remove an earlier output ({e.strerror}: {e.filename})"
+                ) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"{flag} {out}: cannot create the folder ({e.strerror}); choose another {flag}") from None
+        raise InputError(
+            f"{flag} {out}: cannot create the folder ({e.strerror}); choose another {flag}"
+        ) from None
     _check_writable(out, flag)
     before = {e.name for e in out.iterdir()}
     marker = read_marker(out)
     if marker is not None:  # --resume (a --force removed the marker with genoml's other files)
         listed = set(marker.get("files") or [])
         old_foreign = set(marker.get("foreign") or [])
-        foreign = sorted(n for n in before - {MARKER} if n in old_foreign or (
-            n not in listed and not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS)))
+        foreign = sorted(
+            n
+            for n in before - {MARKER}
+            if n in old_foreign
+            or (n not in listed and not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS))
+        )
     elif (out / META).is_file() or (out / "bench.json").is_file():  # written by an older genoml: its names
         foreign = sorted(n for n in before if not any(fnmatch.fnmatch(n, p) for p in GENOML_PATTERNS))
     else:
@@ -241,10 +300,14 @@ def check_output_file(output: str, *, flag: str = "-o", inputs: Iterable[str | P
     real = _resolve(out)
     for p in input_paths(inputs):
         if p == real:
-            raise InputError(f"{flag} {output}: is also an input; writing it would destroy the input. "
-                             f"Choose another {flag}")
+            raise InputError(
+                f"{flag} {output}: is also an input; writing it would destroy the input. "
+                f"Choose another {flag}"
+            )
     if out.is_dir():
-        raise InputError(f"{flag} {output}: is a directory; give a file name, e.g. {flag} {out / 'predictions.tsv'}")
+        raise InputError(
+            f"{flag} {output}: is a directory; give a file name, e.g. {flag} {out / 'predictions.tsv'}"
+        )
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{flag} {output}: output folder {folder} does not exist; create it first")

@@ -14,13 +14,17 @@ from genoml.errors import InputError
 POSITIVE_NAMES = ("1", "true", "yes", "y", "t", "+", "+1")
 
 
-def choose_positive(names: Sequence[str], train_labels: Sequence[str], requested: str | None = None) -> tuple[str, str]:
+def choose_positive(
+    names: Sequence[str], train_labels: Sequence[str], requested: str | None = None
+) -> tuple[str, str]:
     """-> (positive label, why) for a two-label task."""
     names = list(names)
     if requested is not None:
         if requested not in names:
-            raise InputError(f"--positive-class {requested!r}: not a label of the training data "
-                             f"({', '.join(repr(n) for n in names)})")
+            raise InputError(
+                f"--positive-class {requested!r}: not a label of the training data "
+                f"({', '.join(repr(n) for n in names)})"
+            )
         return requested, "--positive-class"
     by_name = [n for n in names if n.strip().lower() in POSITIVE_NAMES]
     if len(by_name) == 1:

@@ -94,7 +94,9 @@ class RowWriter:
     def write(self, row: list) -> None:
         if self.fmt == "jsonl":
             regression = "value" in self.cols
-            self.fh.write(json.dumps({c: _json_value(c, v, regression) for c, v in zip(self.cols, row)}) + "\n")
+            self.fh.write(
+                json.dumps({c: _json_value(c, v, regression) for c, v in zip(self.cols, row)}) + "\n"
+            )
         else:
             self.w.writerow(row)
 
@@ -150,8 +152,10 @@ def _predict_hints(records, alphabet: str):
     except InputError as e:
         text = str(e)
         if "pass --alphabet" in text:
-            text = text.replace("is this protein? pass --alphabet protein",
-                                f"is this protein? this model reads {alphabet.upper()}: predict with a protein model")
+            text = text.replace(
+                "is this protein? pass --alphabet protein",
+                f"is this protein? this model reads {alphabet.upper()}: predict with a protein model",
+            )
             raise InputError(text) from None
         raise
 
@@ -183,12 +187,23 @@ def run_predict(cfg: PredictConfig) -> dict:
     from genoml.device import resolve_precision
 
     precision = resolve_precision(cfg.precision)
-    predictor, meta = load_predictor(cfg.model, device=resolve_device(cfg.device), batch_tokens=cfg.batch_tokens,
-                                     trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+    predictor, meta = load_predictor(
+        cfg.model,
+        device=resolve_device(cfg.device),
+        batch_tokens=cfg.batch_tokens,
+        trust_remote_code=cfg.trust_remote_code,
+        revision=cfg.revision,
+    )
     predictor.precision = precision
     threshold = cfg.threshold if cfg.threshold is not None else meta.get("threshold", 0.5)
-    spec = InputSpec(path=None if cfg.bed else cfg.input, bed=cfg.bed, genome=cfg.genome,
-                     alphabet=cfg.alphabet or meta.get("alphabet", "auto"), rna=cfg.rna, lenient=not cfg.strict)
+    spec = InputSpec(
+        path=None if cfg.bed else cfg.input,
+        bed=cfg.bed,
+        genome=cfg.genome,
+        alphabet=cfg.alphabet or meta.get("alphabet", "auto"),
+        rna=cfg.rna,
+        lenient=not cfg.strict,
+    )
     t0, n = time.time(), 0
     from tqdm import tqdm
 

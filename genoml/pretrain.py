@@ -102,7 +102,9 @@ class PretrainConfig:
         from genoml.tokenizers import bpe_vocab_size
 
         if bpe_vocab_size(self.tokenizer) and self.model:
-            raise InputError(f"--tokenizer {self.tokenizer}: continued pretraining (--model) keeps the model's tokenizer")
+            raise InputError(
+                f"--tokenizer {self.tokenizer}: continued pretraining (--model) keeps the model's tokenizer"
+            )
         if not self.inputs:
             raise InputError(
                 "pretrain: no input FASTA files given; pass one or more FASTA files (gz or plain)"
@@ -224,7 +226,9 @@ class Corpus:
             seq = reverse_complement(seq)
         return Window(rec, int(segs.offset[s]) - int(self.offsets[rec]) + start, strand, seq)
 
-    def sample_batch(self, rng: np.random.Generator, rows: int, take=None, heldout: bool = False) -> WindowBatch:
+    def sample_batch(
+        self, rng: np.random.Generator, rows: int, take=None, heldout: bool = False
+    ) -> WindowBatch:
         """`rows` windows drawn at once from one generator (the rules of `sample`), of which the rows `take`
         (default all) are gathered: a row's window depends only on the generator's seed and its row index.
         DNA: uniform start over all positions, random strand, redrawn (up to 10 candidates) when more than
@@ -240,8 +244,10 @@ class Corpus:
             s = rng.integers(len(segs), size=(tries, rows))
             room = np.maximum(1, segs.length[s] - self.window + 1)
             start = np.minimum((rng.random((tries, rows)) * room).astype(np.int64), room - 1)
-        minus = rng.integers(2, size=(tries, rows)).astype(bool) if self.alphabet == "dna" else np.zeros(
-            (tries, rows), dtype=bool
+        minus = (
+            rng.integers(2, size=(tries, rows)).astype(bool)
+            if self.alphabet == "dna"
+            else np.zeros((tries, rows), dtype=bool)
         )
         cols = np.arange(rows) if take is None else np.asarray(take, dtype=np.int64)
         s, start, minus = s[:, cols], start[:, cols], minus[:, cols]  # (T, B)
@@ -249,7 +255,9 @@ class Corpus:
         off = segs.offset[s] + start  # (T, B) corpus offset of each candidate
         pick = np.zeros(len(cols), dtype=np.int64)  # candidate used per row
         letters, valid = self._gather(off[0], n[0], minus[0])  # (B, W): first candidates
-        if self.alphabet == "dna":  # redraw mostly-N windows; the last candidate is used whatever its N content
+        if (
+            self.alphabet == "dna"
+        ):  # redraw mostly-N windows; the last candidate is used whatever its N content
             todo = np.flatnonzero(np.count_nonzero((letters == _N) & valid, axis=1) > MAX_N_FRACTION * n[0])
             for t in range(1, tries):
                 if not len(todo):
@@ -420,7 +428,9 @@ class MaskedBatcher:
         step, k = divmod(micro, self.cfg.grad_accum)
         rows = list(range(rank, self.rows_per_micro, world))
         key = (self.cfg.seed, step, k)
-        win = self.corpus.sample_batch(np.random.default_rng([*key, 0x77696E]), self.rows_per_micro, take=rows)
+        win = self.corpus.sample_batch(
+            np.random.default_rng([*key, 0x77696E]), self.rows_per_micro, take=rows
+        )
         if self.debug_dir is not None:
             with open(self.debug_dir / f"samples-rank{rank}.tsv", "a") as f:
                 f.writelines(
@@ -436,7 +446,9 @@ class MaskedBatcher:
         g = torch.Generator().manual_seed(seed)
         return MaskNoise.draw((rows or self.rows_per_micro, self.max_tokens), g)
 
-    def _batch(self, bases: list[np.ndarray], noise: MaskNoise, noise_rows: list[int], mask_only: bool = False) -> dict:
+    def _batch(
+        self, bases: list[np.ndarray], noise: MaskNoise, noise_rows: list[int], mask_only: bool = False
+    ) -> dict:
         """Letters of each row (uint8 arrays) -> input_ids, attention_mask, labels: (B, L), L the longest row."""
         ids, special, lengths = self.encoder.encode(bases, self.max_tokens)  # (B, L) each, (B,)
         L = ids.shape[1]
@@ -470,7 +482,9 @@ class MaskedBatcher:
             rows = min(batch, n - i)
             key = (self.cfg.seed, 2**32 - 1, i)
             win = self.corpus.sample_batch(np.random.default_rng([*key, 0x77696E]), rows, heldout=True)
-            out.append(self._batch(win.rows(), self._noise(*key, rows=rows), list(range(rows)), mask_only=True))
+            out.append(
+                self._batch(win.rows(), self._noise(*key, rows=rows), list(range(rows)), mask_only=True)
+            )
         return out
 
 
@@ -501,11 +515,15 @@ class ArrayEncoder:
             return cls(tok, lut, tok.k)
         return cls(tok, None)
 
-    def encode(self, rows: list[np.ndarray], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, rows: list[np.ndarray], max_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tok = self.tok
         if self.table is None:
             encs = [tok.encode(r.tobytes().decode("ascii", "replace"), max_tokens) for r in rows]
-            return _pad([np.asarray(e.ids) for e in encs], [np.asarray(e.special_mask) for e in encs], tok.pad_id)
+            return _pad(
+                [np.asarray(e.ids) for e in encs], [np.asarray(e.special_mask) for e in encs], tok.pad_id
+            )
         limit = max_tokens - tok.n_special
         k = self.k
         keep = limit + k - 1 if k else limit  # letters used per row
@@ -531,7 +549,11 @@ class ArrayEncoder:
             from genoml.tokenizers import BERT_SPECIALS
 
             content = np.where(bad, tok.unk_id, content + len(BERT_SPECIALS))
-            content = content[:, :width] if content.shape[1] >= width else np.pad(content, ((0, 0), (0, width - content.shape[1])))
+            content = (
+                content[:, :width]
+                if content.shape[1] >= width
+                else np.pad(content, ((0, 0), (0, width - content.shape[1])))
+            )
             content[(n > 0) & (n < k), 0] = tok.unk_id
         B, C = content.shape
         L = tok.n_prefix + int(count.max() if B else 0) + tok.n_suffix
@@ -570,11 +592,15 @@ class Prefetcher:
     `limit`: first micro index never prepared (the end of training).
     """
 
-    def __init__(self, get_batch, *, depth: int = 2, limit: int | None = None, pin: bool = False, workers: int = 1):
+    def __init__(
+        self, get_batch, *, depth: int = 2, limit: int | None = None, pin: bool = False, workers: int = 1
+    ):
         import threading
 
         self.get_batch, self.depth, self.limit, self.pin = get_batch, max(1, depth), limit, pin
-        self.workers = max(1, workers)  # threads preparing batches (numpy/torch release the GIL in their kernels)
+        self.workers = max(
+            1, workers
+        )  # threads preparing batches (numpy/torch release the GIL in their kernels)
         self._cv = threading.Condition()
         self._ready: dict[int, tuple[bool, object]] = {}
         self._gen = 0  # bumped on every restart: results of an older stream are dropped
@@ -836,8 +862,15 @@ def load_model_and_tokenizer(cfg: PretrainConfig, corpus_tokenizer=None):
         from genoml.archs import check_loading
 
         # an encoder-only checkpoint may start a new LM head; anything else must load
-        info = {**info, "missing_keys": [k for k in info.get("missing_keys", ()) if not k.startswith(("cls.", "lm_head."))]}
-        check_loading(info, where=str(cfg.model), arch=f"{type(mlm).__name__} (model_type {mlm.config.model_type})")
+        info = {
+            **info,
+            "missing_keys": [
+                k for k in info.get("missing_keys", ()) if not k.startswith(("cls.", "lm_head."))
+            ],
+        }
+        check_loading(
+            info, where=str(cfg.model), arch=f"{type(mlm).__name__} (model_type {mlm.config.model_type})"
+        )
         return tokenizer, mlm, tokenizer.alphabet
     alphabet = cfg.alphabet
     if corpus_tokenizer is not None:
@@ -885,8 +918,12 @@ def corpus_bpe(corpus: Corpus, vocab_size: int, out: Path, cfg: PretrainConfig, 
         shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(tmp)
         tmp.rename(folder)
-        log.info("BPE vocabulary of %d tokens learned from %d training windows in %.1f s", len(tok), n,
-                 time.time() - t0)
+        log.info(
+            "BPE vocabulary of %d tokens learned from %d training windows in %.1f s",
+            len(tok),
+            n,
+            time.time() - t0,
+        )
     state.wait_for_everyone()
     return load_tokenizer(folder)
 
@@ -932,8 +969,9 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             out = prepare_run_dir(cfg.out, force=cfg.force, resume=cfg.resume, inputs=[*files, cfg.model])
             _clear_debug(out)
     try:
-        return _pretrain_in(cfg, out, state, files, bpe, alphabet, tokenizer if not bpe else None,
-                            mlm if not bpe else None)
+        return _pretrain_in(
+            cfg, out, state, files, bpe, alphabet, tokenizer if not bpe else None, mlm if not bpe else None
+        )
     except BaseException:
         if state.is_main_process:
             from genoml.outputs import discard_outputs, record_outputs
@@ -984,10 +1022,15 @@ def _pretrain_in(cfg: PretrainConfig, out: Path, state, files, bpe, alphabet, to
     )
     t0 = time.time()
     prefetch = (
-        Prefetcher(batcher.train_batch, depth=max(cfg.prefetch, 2 if device.type == "cuda" else 1),
-                   limit=cfg.max_steps * cfg.grad_accum, pin=device.type == "cuda",
-                   workers=2 if device.type == "cuda" else 1)
-        if cfg.prefetch else None
+        Prefetcher(
+            batcher.train_batch,
+            depth=max(cfg.prefetch, 2 if device.type == "cuda" else 1),
+            limit=cfg.max_steps * cfg.grad_accum,
+            pin=device.type == "cuda",
+            workers=2 if device.type == "cuda" else 1,
+        )
+        if cfg.prefetch
+        else None
     )
     trainer = Trainer(
         objective,
@@ -1149,9 +1192,11 @@ def _baseline_warning(masked_acc: float | None, baselines: dict | None) -> str |
     ctx = (baselines or {}).get("context_acc")
     if masked_acc is None or ctx is None or masked_acc >= ctx + BASELINE_MARGIN:
         return None
-    return (f"held-out masked accuracy {masked_acc:.4f} does not beat the {baselines.get('context_size', '?')}-token "
-            f"context frequency baseline ({ctx:.4f}) by {BASELINE_MARGIN}: the model has learnt little beyond local "
-            "k-mer statistics; train longer, or try --arch esm --dropout 0 with a higher --lr")
+    return (
+        f"held-out masked accuracy {masked_acc:.4f} does not beat the {baselines.get('context_size', '?')}-token "
+        f"context frequency baseline ({ctx:.4f}) by {BASELINE_MARGIN}: the model has learnt little beyond local "
+        "k-mer statistics; train longer, or try --arch esm --dropout 0 with a higher --lr"
+    )
 
 
 def plot_losses(history: list[dict], path: Path, baselines: dict | None = None) -> None:

@@ -156,8 +156,20 @@ def _series(history: list[dict], key: str) -> tuple[list, list]:
     return xs, ys
 
 
-CURVE_METRICS = ("mcc", "auroc", "auprc", "accuracy", "balanced_accuracy", "f1_macro", "spearman", "pearson", "r2",
-                 "loss", "perplexity", "masked_acc")
+CURVE_METRICS = (
+    "mcc",
+    "auroc",
+    "auprc",
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "spearman",
+    "pearson",
+    "r2",
+    "loss",
+    "perplexity",
+    "masked_acc",
+)
 
 
 def curve_rows(history: list[dict]) -> tuple[list[dict], str]:
@@ -172,8 +184,11 @@ def curve_rows(history: list[dict]) -> tuple[list[dict], str]:
         if row.get("event") == "train" and row.get("loss") is not None:
             rows.append({"epoch": step, "train_loss": row["loss"]})
         elif row.get("event") == "eval":
-            values = {f"valid_{k}": row[k] for k in CURVE_METRICS
-                      if isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)}
+            values = {
+                f"valid_{k}": row[k]
+                for k in CURVE_METRICS
+                if isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+            }
             if values:
                 rows.append({"epoch": step, **values})
     return rows, "step"
@@ -304,9 +319,11 @@ def _summary(splits: dict[str, dict]) -> str:
     m = splits[ref]
     name = m.get("headline", "mcc")
     if m.get("undefined"):
-        return (f"**No headline:** the {ref} split has {m['undefined'].split(':')[0]} ({m['undefined']}, "
-                f"n = {_fmt(m.get('n'))}), so {name.upper()}, AUROC and their CIs are undefined. **Warning:** "
-                "this run cannot be judged on it; give a test set with both classes (--test) or more data.")
+        return (
+            f"**No headline:** the {ref} split has {m['undefined'].split(':')[0]} ({m['undefined']}, "
+            f"n = {_fmt(m.get('n'))}), so {name.upper()}, AUROC and their CIs are undefined. **Warning:** "
+            "this run cannot be judged on it; give a test set with both classes (--test) or more data."
+        )
     return f"**Headline:** {ref} {name.upper()} = {_headline_cell(m)} (95% bootstrap CI, n = {_fmt(m.get('n'))})."
 
 
@@ -375,11 +392,28 @@ def _leakage_section(leakage: dict | None, splits: dict[str, dict]) -> str:
         near += int(counts.get("near", 0) or 0)
         overlap += int(counts.get("overlap", 0) or 0)
         share = f"{dup / n:.2%}" if n else "n/a"
-        rows.append([split, counts.get("exact", 0), counts.get("revcomp", 0), counts.get("near", "n/a"),
-                     counts.get("overlap", "n/a"), n, share])
+        rows.append(
+            [
+                split,
+                counts.get("exact", 0),
+                counts.get("revcomp", 0),
+                counts.get("near", "n/a"),
+                counts.get("overlap", "n/a"),
+                n,
+                share,
+            ]
+        )
     table = _table(
-        ["split", "exact duplicates of train", "reverse-complement duplicates", "near-duplicates (k-mer Jaccard ≥ 0.5)",
-         "intervals overlapping train", "n", "share (exact + rc)"], rows
+        [
+            "split",
+            "exact duplicates of train",
+            "reverse-complement duplicates",
+            "near-duplicates (k-mer Jaccard ≥ 0.5)",
+            "intervals overlapping train",
+            "n",
+            "share (exact + rc)",
+        ],
+        rows,
     )
     warnings = []
     if total:
@@ -388,12 +422,19 @@ def _leakage_section(leakage: dict | None, splits: dict[str, dict]) -> str:
             "Deduplicate the splits (including reverse complements for DNA) for an unbiased estimate."
         )
     if near:
-        warnings.append(f"**Warning: {near} sequences are near-duplicates of training sequences**; re-split with "
-                        "`--split-by similarity` to keep similar sequences on one side.")
+        warnings.append(
+            f"**Warning: {near} sequences are near-duplicates of training sequences**; re-split with "
+            "`--split-by similarity` to keep similar sequences on one side."
+        )
     if overlap:
-        warnings.append(f"**Warning: {overlap} intervals overlap (or lie next to) training intervals**; re-split "
-                        "with `--split-by region` or `--split-by chrom`.")
-    verdict = "\n\n".join(warnings) or "No sequence of the evaluation splits occurs in train, nor a near-duplicate or overlapping interval."
+        warnings.append(
+            f"**Warning: {overlap} intervals overlap (or lie next to) training intervals**; re-split "
+            "with `--split-by region` or `--split-by chrom`."
+        )
+    verdict = (
+        "\n\n".join(warnings)
+        or "No sequence of the evaluation splits occurs in train, nor a near-duplicate or overlapping interval."
+    )
     return f"## Leakage\n\n{table}\n\n{verdict}"
 
 
@@ -488,12 +529,16 @@ def write_report(
 def stopped_banner(stopped: str | None) -> str:
     """A warning at the top of the report and model card when training did not run to its end."""
     if stopped == "interrupted":
-        return ("> **Interrupted run.** Training was stopped (Ctrl-C or SIGTERM) before it finished: the weights "
-                "and metrics below are those of the last completed step, not of a finished run. Continue it with "
-                "`genoml finetune ... --resume` (same arguments).")
+        return (
+            "> **Interrupted run.** Training was stopped (Ctrl-C or SIGTERM) before it finished: the weights "
+            "and metrics below are those of the last completed step, not of a finished run. Continue it with "
+            "`genoml finetune ... --resume` (same arguments)."
+        )
     if stopped == "time_budget":
-        return ("> **Stopped by the time budget** (`--time-budget`): training ended before its last epoch; the "
-                "metrics are those of the best checkpoint reached in time.")
+        return (
+            "> **Stopped by the time budget** (`--time-budget`): training ended before its last epoch; the "
+            "metrics are those of the best checkpoint reached in time."
+        )
     return ""
 
 

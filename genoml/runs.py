@@ -50,7 +50,9 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     missing or not JSON. The one reader of the run contract: every command reads it through here."""
     path = Path(folder) / META
     if not path.is_file():
-        raise InputError(f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?")
+        raise InputError(
+            f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -81,8 +83,14 @@ def write_meta(folder: str | Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int = 16384, trust_remote_code: bool = False,
-                   revision: str | None = None) -> tuple[Predictor, dict]:
+def load_predictor(
+    folder: str | Path,
+    *,
+    device: str = "cpu",
+    batch_tokens: int = 16384,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> tuple[Predictor, dict]:
     """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only).
 
     `trust_remote_code` is needed only for a run fine-tuned from a model whose code genoml does not implement."""
@@ -103,11 +111,15 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
         )
     for needed in ("head.safetensors",) if meta.get("arch") == "hf" else ():
         if not (folder / needed).is_file():
-            raise InputError(f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); "
-                             "re-run genoml finetune")
+            raise InputError(
+                f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); "
+                "re-run genoml finetune"
+            )
     if meta.get("arch") in BASELINE_NETS and not (folder / "model.safetensors").is_file():
-        raise InputError(f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
-                         "re-run genoml finetune")
+        raise InputError(
+            f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
+            "re-run genoml finetune"
+        )
     from genoml.models import check_safe_weights
 
     check_safe_weights(folder)  # a pickle that could run code is exit 3, before any "corrupt file" message
@@ -115,21 +127,39 @@ def load_predictor(folder: str | Path, *, device: str = "cpu", batch_tokens: int
     labels = LabelSpace(**meta["labels"])
     dev = torch.device(device)
     common = dict(
-        labels=labels, max_tokens=meta.get("max_tokens", 512), stride=meta.get("stride"),
-        aggregate=meta.get("aggregate", "mean"), rc_average=meta.get("rc_average", False),
-        batch_tokens=batch_tokens, device=dev,
+        labels=labels,
+        max_tokens=meta.get("max_tokens", 512),
+        stride=meta.get("stride"),
+        aggregate=meta.get("aggregate", "mean"),
+        rc_average=meta.get("rc_average", False),
+        batch_tokens=batch_tokens,
+        device=dev,
     )
     if meta["arch"] == "kmer-linear":
         return Predictor(None, kmer=KmerLinear.load(folder), **common), meta
     tokenizer = load_tokenizer(folder)
     if meta["arch"] == "hf":
         encoder = load_hf_encoder(str(folder), revision=revision, trust_remote_code=trust_remote_code)
-        model = SequenceModel("hf", encoder, labels.n_out, tokenizer=tokenizer, labels=labels.names,
-                              task=labels.task, pooling=meta.get("pooling", "mean"), head=meta.get("head", "linear"))
+        model = SequenceModel(
+            "hf",
+            encoder,
+            labels.n_out,
+            tokenizer=tokenizer,
+            labels=labels.names,
+            task=labels.task,
+            pooling=meta.get("pooling", "mean"),
+            head=meta.get("head", "linear"),
+        )
         model.classifier.load_state_dict(load_file(str(folder / "head.safetensors")))
     else:
-        model = build_baseline(meta["arch"], tokenizer, labels.n_out, labels=labels.names, task=labels.task,
-                               head=meta.get("head", "linear"))
+        model = build_baseline(
+            meta["arch"],
+            tokenizer,
+            labels.n_out,
+            labels=labels.names,
+            task=labels.task,
+            head=meta.get("head", "linear"),
+        )
         try:
             model.load_state_dict(load_file(str(folder / "model.safetensors")))
         except RuntimeError as e:  # e.g. a `cnn` run saved by genoml before its architecture changed

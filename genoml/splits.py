@@ -33,8 +33,14 @@ NUM_PERM, BANDS = 64, 16  # 16 bands of 4 rows
 # ---------------------------------------------------------------- splitting
 
 
-def split_indices(labels: Sequence[str | None], fractions: tuple[float, float], seed: int, *,
-                  groups: Sequence[int] | None = None, where: str = "train") -> tuple[list, list, list]:
+def split_indices(
+    labels: Sequence[str | None],
+    fractions: tuple[float, float],
+    seed: int,
+    *,
+    groups: Sequence[int] | None = None,
+    where: str = "train",
+) -> tuple[list, list, list]:
     """Indices of (train, valid, test). Without `groups`: stratified by label when possible; with `groups`:
     whole groups are assigned, so members of a group never straddle splits."""
     n = len(labels)
@@ -42,8 +48,10 @@ def split_indices(labels: Sequence[str | None], fractions: tuple[float, float], 
     needed = 1 + (valid_f > 0) + (test_f > 0)
     if n < needed:
         raise InputError(
-            f"{where}: {n} record(s) are too few to split into train" + (", valid" if valid_f else "")
-            + (" and test" if test_f else "") + f"; give at least {needed} records, or pass --valid/--test files"
+            f"{where}: {n} record(s) are too few to split into train"
+            + (", valid" if valid_f else "")
+            + (" and test" if test_f else "")
+            + f"; give at least {needed} records, or pass --valid/--test files"
         )
     if groups is not None:
         return _group_split(list(groups), fractions, seed, where)
@@ -90,7 +98,9 @@ def small_split(labels: list[str], fractions: tuple[float, float], seed: int) ->
     return sorted(train), sorted(valid), sorted(test)
 
 
-def _group_split(groups: list[int], fractions: tuple[float, float], seed: int, where: str) -> tuple[list, list, list]:
+def _group_split(
+    groups: list[int], fractions: tuple[float, float], seed: int, where: str
+) -> tuple[list, list, list]:
     n = len(groups)
     members: dict[int, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
@@ -115,8 +125,10 @@ def _group_split(groups: list[int], fractions: tuple[float, float], seed: int, w
     for g in left:
         parts["train"].extend(members[g])
     if not parts["train"]:
-        raise InputError(f"{where}: no records left for training after keeping groups together; "
-                         "lower --valid-fraction/--test-fraction or pass --valid/--test")
+        raise InputError(
+            f"{where}: no records left for training after keeping groups together; "
+            "lower --valid-fraction/--test-fraction or pass --valid/--test"
+        )
     return sorted(parts["train"]), sorted(parts["valid"]), sorted(parts["test"])
 
 
@@ -217,7 +229,7 @@ def _candidates(sigs: list[np.ndarray | None]) -> dict[tuple, list[int]]:
         if s is None:
             continue
         for b in range(BANDS):
-            buckets[(b, s[b * rows:(b + 1) * rows].tobytes())].append(i)
+            buckets[(b, s[b * rows : (b + 1) * rows].tobytes())].append(i)
     return buckets
 
 
@@ -238,8 +250,15 @@ def similarity_groups(seqs: Sequence[str], dna: bool, threshold: float = NEAR) -
             continue
         # every pair of a small bucket (the leakage check looks at all of them too); big buckets
         # (low-complexity sequences) against their first and previous member only
-        pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1:]) if len(members) <= 64 else (
-            p for k in range(1, len(members)) for p in ((members[0], members[k]), (members[k - 1], members[k])))
+        pairs = (
+            ((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
+            if len(members) <= 64
+            else (
+                p
+                for k in range(1, len(members))
+                for p in ((members[0], members[k]), (members[k - 1], members[k]))
+            )
+        )
         for a, b in pairs:
             if find(a) != find(b) and float(np.mean(sigs[a] == sigs[b])) >= threshold:
                 union(a, b)
@@ -250,8 +269,9 @@ def _revcomp(s: str) -> str:
     return s.translate(str.maketrans("ACGTNacgtn", "TGCANtgcan"))[::-1]
 
 
-def groups_for(split_by: str, seqs: Sequence[str], intervals: Sequence[tuple | None], dna: bool,
-               gap: int = 0) -> list[int] | None:
+def groups_for(
+    split_by: str, seqs: Sequence[str], intervals: Sequence[tuple | None], dna: bool, gap: int = 0
+) -> list[int] | None:
     if split_by == "random":
         return None
     if split_by in ("region", "chrom"):
@@ -266,9 +286,16 @@ def groups_for(split_by: str, seqs: Sequence[str], intervals: Sequence[tuple | N
 # ---------------------------------------------------------------- leakage
 
 
-def leakage(train_seqs: Sequence[str], other_seqs: Sequence[str], dna: bool, *,
-            train_intervals: Sequence[tuple | None] = (), other_intervals: Sequence[tuple | None] = (),
-            gap: int = 0, threshold: float = NEAR) -> dict[str, int]:
+def leakage(
+    train_seqs: Sequence[str],
+    other_seqs: Sequence[str],
+    dna: bool,
+    *,
+    train_intervals: Sequence[tuple | None] = (),
+    other_intervals: Sequence[tuple | None] = (),
+    gap: int = 0,
+    threshold: float = NEAR,
+) -> dict[str, int]:
     """Records of `other` that leak from train: `exact` and `revcomp` duplicates (disjoint), `near`
     (MinHash Jaccard >= threshold, not counted as exact/revcomp) and `overlap` (an interval overlapping or
     within `gap` bases of a training interval)."""
@@ -276,13 +303,17 @@ def leakage(train_seqs: Sequence[str], other_seqs: Sequence[str], dna: bool, *,
 
     counts = dict(duplicate_overlap(train_seqs, other_seqs, dna))
     train_set = {s.upper() for s in train_seqs}
-    rest = [s for s in other_seqs if s.upper() not in train_set and not (dna and _revcomp(s.upper()) in train_set)]
+    rest = [
+        s for s in other_seqs if s.upper() not in train_set and not (dna and _revcomp(s.upper()) in train_set)
+    ]
     counts["near"] = near_duplicates(train_seqs, rest, dna, threshold) if rest else 0
     counts["overlap"] = overlapping(train_intervals, other_intervals, gap)
     return counts
 
 
-def near_duplicates(train_seqs: Sequence[str], other_seqs: Sequence[str], dna: bool, threshold: float = NEAR) -> int:
+def near_duplicates(
+    train_seqs: Sequence[str], other_seqs: Sequence[str], dna: bool, threshold: float = NEAR
+) -> int:
     train_sigs = [minhash(s, dna) for s in train_seqs]
     buckets = _candidates(train_sigs)
     rows = NUM_PERM // BANDS
@@ -294,7 +325,7 @@ def near_duplicates(train_seqs: Sequence[str], other_seqs: Sequence[str], dna: b
         seen: set[int] = set()
         hit = False
         for b in range(BANDS):
-            for j in buckets.get((b, sig[b * rows:(b + 1) * rows].tobytes()), ()):
+            for j in buckets.get((b, sig[b * rows : (b + 1) * rows].tobytes()), ()):
                 if j in seen:
                     continue
                 seen.add(j)

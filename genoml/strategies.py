@@ -58,8 +58,12 @@ def apply_lora_(model: SequenceModel, rank: int = 8) -> None:
     """Wrap the encoder with PEFT LoRA; the head (`classifier`) stays a normal trainable module."""
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(model.encoder))
-    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing: not ours to fix
+    cfg = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(model.encoder)
+    )
+    with (
+        warnings.catch_warnings()
+    ):  # peft reads transformers' deprecated is_gradient_checkpointing: not ours to fix
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         model.encoder = get_peft_model(model.encoder, cfg)
 

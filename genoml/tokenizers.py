@@ -33,7 +33,16 @@ NT_SPECIALS = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
 ESM_VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
 PROTBERT_VOCAB = [*BERT_SPECIALS, *"LAGVESIKRDTPNQFYMHCWXUBZO"]
 CHAR_VOCAB = [*BERT_SPECIALS, *"ACGTN"]
-HYENA_VOCAB = ["[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]", *"ACGTN"]  # HyenaDNATokenizer
+HYENA_VOCAB = [
+    "[CLS]",
+    "[SEP]",
+    "[BOS]",
+    "[MASK]",
+    "[PAD]",
+    "[RESERVED]",
+    "[UNK]",
+    *"ACGTN",
+]  # HyenaDNATokenizer
 DNABERT_BASES = "ATCG"  # DNABERT and Nucleotide Transformer enumerate k-mers in product("ATCG") order
 _ACGT_RUN = re.compile(r"[ACGT]+")
 _DNA_LETTERS = frozenset("ACGTUN")
@@ -322,7 +331,9 @@ class NTKmerTokenizer(SequenceTokenizer):
             self._encode_gap(seq, pos, len(seq), ids, offsets)
         return ids[:budget], offsets[:budget]
 
-    def _encode_gap(self, seq: str, start: int, end: int, ids: list[int], offsets: list[tuple[int, int]]) -> None:
+    def _encode_gap(
+        self, seq: str, start: int, end: int, ids: list[int], offsets: list[tuple[int, int]]
+    ) -> None:
         """Letters between ACGT runs: each N its own token, each run of other letters one <unk>."""
         n_id = self._single_id["N"]
         i = start
@@ -509,9 +520,12 @@ def build_tokenizer(spec: str) -> SequenceTokenizer:
     """Tokenizer for ``spec``: ``kmer:6``, ``nt-kmer:6``, ``char``, ``hyena``, ``esm`` or ``protbert``."""
     name, _, arg = str(spec).strip().lower().partition(":")
     if name in ("char", "hyena", "esm", "protbert") and not arg:
-        return {"char": CharTokenizer, "hyena": HyenaTokenizer, "esm": EsmTokenizer, "protbert": ProtBertTokenizer}[
-            name
-        ]()
+        return {
+            "char": CharTokenizer,
+            "hyena": HyenaTokenizer,
+            "esm": EsmTokenizer,
+            "protbert": ProtBertTokenizer,
+        }[name]()
     if name in ("kmer", "nt-kmer"):
         sizes = KMER_SIZES if name == "kmer" else NT_KMER_SIZES
         if arg.isdigit() and int(arg) in sizes:
@@ -561,7 +575,9 @@ def train_bpe(seqs: Iterable[str], vocab_size: int, alphabet: str) -> HFTokenize
     model.train_from_iterator((_upper(s) for s in seqs), trainer=trainer)
     cls, sep = model.token_to_id("[CLS]"), model.token_to_id("[SEP]")
     model.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
     hf = PreTrainedTokenizerFast(
         tokenizer_object=model,
@@ -583,7 +599,12 @@ def _known_vocab_sizes() -> dict[int, list[str]]:
         sizes.setdefault(len(BERT_SPECIALS) + 4**k, []).append(f"kmer:{k}")
     for k in NT_KMER_SIZES:
         sizes.setdefault(len(NT_SPECIALS) + 4**k + 5, []).append(f"nt-kmer:{k}")
-    for spec, vocab in (("char", CHAR_VOCAB), ("hyena", HYENA_VOCAB), ("esm", ESM_VOCAB), ("protbert", PROTBERT_VOCAB)):
+    for spec, vocab in (
+        ("char", CHAR_VOCAB),
+        ("hyena", HYENA_VOCAB),
+        ("esm", ESM_VOCAB),
+        ("protbert", PROTBERT_VOCAB),
+    ):
         sizes.setdefault(len(vocab), []).append(spec)
     return sizes
 
@@ -623,7 +644,9 @@ def load_tokenizer(folder: str | Path) -> SequenceTokenizer:
         spec = _spec_from_vocab_file(folder / "vocab.txt") or _spec_from_model_config(folder / "config.json")
         if spec is None:
             raise
-        logger.info("%s: AutoTokenizer failed; vocab.txt / config.json name genoml tokenizer %s", folder, spec)
+        logger.info(
+            "%s: AutoTokenizer failed; vocab.txt / config.json name genoml tokenizer %s", folder, spec
+        )
         return build_tokenizer(spec)
     spec = spec_for_vocab(_ordered_vocab(hf))
     if spec is not None:

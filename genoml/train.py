@@ -356,8 +356,14 @@ class Trainer:
 
         from genoml.log import progress_enabled
 
-        return tqdm(total=self.cfg.max_steps, initial=start, unit="step", file=sys.stderr, leave=False,
-                    disable=not (self.is_main and progress_enabled()))
+        return tqdm(
+            total=self.cfg.max_steps,
+            initial=start,
+            unit="step",
+            file=sys.stderr,
+            leave=False,
+            disable=not (self.is_main and progress_enabled()),
+        )
 
     def _train_step(self, model, optimizer, scheduler, step: int) -> tuple[torch.Tensor, int]:
         """One optimizer step over grad_accum micro-batches. Returns (mean loss, tokens seen by this rank)."""
@@ -542,8 +548,15 @@ class Trainer:
             meta = {**asdict(state), "world_size": acc.num_processes, "config": asdict(self.cfg)}
             best = self._best_state() if self._best_weights is not None else None
             final, rewritten = write_checkpoint(
-                self.out_dir / CHECKPOINT_DIR, state.step, model=model_sd, best=best, optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), rngs=rngs, meta=meta, keep=self.cfg.keep_checkpoints,
+                self.out_dir / CHECKPOINT_DIR,
+                state.step,
+                model=model_sd,
+                best=best,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rngs=rngs,
+                meta=meta,
+                keep=self.cfg.keep_checkpoints,
             )
             if rewritten:
                 log.debug("checkpoint updated: %s", final)

@@ -44,8 +44,10 @@ def base_meta(name: str | None) -> dict | None:
     meta = read_meta(folder)
     arch = meta.get("arch")
     if arch == "kmer-linear":
-        raise InputError(f"--model {name}: a kmer-linear run has no trunk to transfer; use a cnn, cnn-shallow, "
-                         "rnn or transformer run (or a genoml multitask folder)")
+        raise InputError(
+            f"--model {name}: a kmer-linear run has no trunk to transfer; use a cnn, cnn-shallow, "
+            "rnn or transformer run (or a genoml multitask folder)"
+        )
     if arch in BASELINE_NETS:
         if not (folder / "model.safetensors").is_file():
             raise InputError(f"--model {name}: no model.safetensors in this genoml {arch} folder")
@@ -58,7 +60,9 @@ def is_convolutional(name: str | None) -> bool:
     return name in BASELINE_NETS or base_meta(name) is not None
 
 
-def build_from_base(name: str, alphabet: str, n_out: int, *, labels: list[str], task: str, head: str = "linear"):
+def build_from_base(
+    name: str, alphabet: str, n_out: int, *, labels: list[str], task: str, head: str = "linear"
+):
     """A SequenceModel with the trunk of genoml folder `name` and a fresh head of `n_out` outputs.
 
     -> (model, tokenizer). The input alphabet must match the trunk's."""
@@ -71,7 +75,9 @@ def build_from_base(name: str, alphabet: str, n_out: int, *, labels: list[str], 
     if meta is None:
         raise InputError(f"--model {name}: not a genoml folder with a cnn, cnn-shallow or rnn trunk")
     if meta.get("alphabet") and meta["alphabet"] != alphabet:
-        raise InputError(f"--model {name}: a {meta['alphabet']} trunk, but the input sequences are {alphabet}")
+        raise InputError(
+            f"--model {name}: a {meta['alphabet']} trunk, but the input sequences are {alphabet}"
+        )
     tok = load_tokenizer(Path(name))
     model = build_baseline(meta["arch"], tok, n_out, labels=labels, task=task, head=head)
     state = load_file(str(Path(name) / "model.safetensors"))
@@ -79,10 +85,14 @@ def build_from_base(name: str, alphabet: str, n_out: int, *, labels: list[str], 
     missing, unexpected = model.load_state_dict(trunk, strict=False)
     missing = [k for k in missing if not k.startswith("classifier.")]
     if missing or unexpected:
-        raise InputError(f"--model {name}: its {meta['arch']} trunk does not fit this genoml's {meta['arch']} "
-                         f"architecture (missing {missing[:3]}, unexpected {unexpected[:3]}); re-create it with "
-                         "this version")
-    log.info("base %s: %s trunk (%s) with a new %d-output head", name, meta["arch"], meta.get("kind", "?"), n_out)
+        raise InputError(
+            f"--model {name}: its {meta['arch']} trunk does not fit this genoml's {meta['arch']} "
+            f"architecture (missing {missing[:3]}, unexpected {unexpected[:3]}); re-create it with "
+            "this version"
+        )
+    log.info(
+        "base %s: %s trunk (%s) with a new %d-output head", name, meta["arch"], meta.get("kind", "?"), n_out
+    )
     model.from_base = str(name)
     return model, tok
 
@@ -97,8 +107,10 @@ def trunk_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
         return [list(c.parameters()) for c in encoder.convs]
     if isinstance(encoder, OneHotRNN):
         gru = encoder.rnn
-        per_layer = [[p for n, p in gru.named_parameters() if n.replace("_reverse", "").endswith(f"_l{i}")]
-                     for i in range(gru.num_layers)]
+        per_layer = [
+            [p for n, p in gru.named_parameters() if n.replace("_reverse", "").endswith(f"_l{i}")]
+            for i in range(gru.num_layers)
+        ]
         return [list(encoder.conv.parameters()), *per_layer]
     raise InputError(f"--strategy: no block structure known for {type(encoder).__name__}")
 
@@ -116,23 +128,27 @@ def apply_trunk_strategy_(model, strategy: str, partial_layers: int = 2) -> None
     if strategy == "full":
         return
     if strategy == "lora":
-        raise InputError(f"--strategy lora: LoRA adapts transformer attention; the {model.arch} trunk takes "
-                         "probe, partial:N or full")
+        raise InputError(
+            f"--strategy lora: LoRA adapts transformer attention; the {model.arch} trunk takes "
+            "probe, partial:N or full"
+        )
     enc = model.encoder
     blocks = trunk_blocks(enc)
     if strategy == "partial" and not 1 <= partial_layers <= len(blocks):
-        raise InputError(f"--strategy partial:{partial_layers}: the {model.arch} trunk has {len(blocks)} blocks; "
-                         f"use partial:1 .. partial:{len(blocks)}")
+        raise InputError(
+            f"--strategy partial:{partial_layers}: the {model.arch} trunk has {len(blocks)} blocks; "
+            f"use partial:1 .. partial:{len(blocks)}"
+        )
     for p in enc.parameters():
         p.requires_grad_(False)
-    trainable = blocks[len(blocks) - partial_layers:] if strategy == "partial" else []
+    trainable = blocks[len(blocks) - partial_layers :] if strategy == "partial" else []
     for block in trainable:
         for p in block:
             p.requires_grad_(True)
     if strategy == "partial" and getattr(enc, "bins", 0):
         for p in enc.bin_proj.parameters():  # position-bin projection sits after the last block
             p.requires_grad_(True)
-    live_modules = _block_modules(enc)[len(blocks) - len(trainable):] if trainable else []
+    live_modules = _block_modules(enc)[len(blocks) - len(trainable) :] if trainable else []
     live = {id(m) for mod in live_modules for m in mod.modules()}
     for sub in enc.modules():
         if isinstance(sub, nn.BatchNorm1d | nn.Dropout) and id(sub) not in live:

@@ -24,21 +24,60 @@ GUE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gue"
 
 
 def arms(budget: float) -> dict[str, list[str]]:
-    recipe = ["--rc", "on", "--batch-size", "64", "--patience", "30", "--epochs", "30", "--threads", "1",
-              "--no-baselines", "--no-attention"]
+    recipe = [
+        "--rc",
+        "on",
+        "--batch-size",
+        "64",
+        "--patience",
+        "30",
+        "--epochs",
+        "30",
+        "--threads",
+        "1",
+        "--no-baselines",
+        "--no-attention",
+    ]
     return {
         "default": [],
         "recipe cnn": ["--model", "cnn", *recipe],
         "recipe cnn-shallow": ["--model", "cnn-shallow", *recipe],
-        "old defaults cnn": ["--model", "cnn", "--rc", "off", "--epochs", "10", "--batch-size", "32", "--patience",
-                             "3", "--threads", "1", "--no-baselines", "--no-attention"],
+        "old defaults cnn": [
+            "--model",
+            "cnn",
+            "--rc",
+            "off",
+            "--epochs",
+            "10",
+            "--batch-size",
+            "32",
+            "--patience",
+            "3",
+            "--threads",
+            "1",
+            "--no-baselines",
+            "--no-attention",
+        ],
     }
 
 
 def command(task: str, out: Path, extra: list[str], budget: float) -> list[str]:
     d = GUE / task
-    return ["genoml", "finetune", str(d / "train.csv"), "--valid", str(d / "dev.csv"), "--test", str(d / "test.csv"),
-            "--time-budget", f"{budget:g}", "--out", str(out), "--force", *extra]
+    return [
+        "genoml",
+        "finetune",
+        str(d / "train.csv"),
+        "--valid",
+        str(d / "dev.csv"),
+        "--test",
+        str(d / "test.csv"),
+        "--time-budget",
+        f"{budget:g}",
+        "--out",
+        str(out),
+        "--force",
+        *extra,
+    ]
 
 
 def run(cmds: list[list[str]], logs: list[Path]) -> float:
@@ -46,8 +85,11 @@ def run(cmds: list[list[str]], logs: list[Path]) -> float:
     procs = []
     for c, lg in zip(cmds, logs):
         lg.parent.mkdir(parents=True, exist_ok=True)
-        procs.append(subprocess.Popen([sys.executable, "-m", "genoml", *c[1:]], stdout=subprocess.DEVNULL,
-                                      stderr=open(lg, "w")))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "genoml", *c[1:]], stdout=subprocess.DEVNULL, stderr=open(lg, "w")
+            )
+        )
     for p in procs:
         if p.wait() != 0:
             print(f"failed: {p.args}", file=sys.stderr)
@@ -69,20 +111,37 @@ def main() -> int:
         plan = arms(a.budget)
         groups = [["default"], ["recipe cnn", "recipe cnn-shallow"], ["old defaults cnn"]]
         for group in groups:
-            cmds = [command(task, out / task / name.replace(" ", "_"), plan[name], a.budget) for name in group]
+            cmds = [
+                command(task, out / task / name.replace(" ", "_"), plan[name], a.budget) for name in group
+            ]
             wall = run(cmds, [out / task / (name.replace(" ", "_") + ".log") for name in group])
             for name, c in zip(group, cmds):
                 m = json.loads((out / task / name.replace(" ", "_") / "metrics.json").read_text())
-                rows.append({"task": task, "arm": name, "valid_mcc": m["valid"]["mcc"], "test_mcc": m["test"]["mcc"],
-                             "chosen": m.get("chosen"), "rc": (m.get("rc") or {}).get("decision"),
-                             "wall_s": round(wall, 1), "command": " ".join(c)})
+                rows.append(
+                    {
+                        "task": task,
+                        "arm": name,
+                        "valid_mcc": m["valid"]["mcc"],
+                        "test_mcc": m["test"]["mcc"],
+                        "chosen": m.get("chosen"),
+                        "rc": (m.get("rc") or {}).get("decision"),
+                        "wall_s": round(wall, 1),
+                        "command": " ".join(c),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
-    lines = [f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, budget {a.budget:g} min per arm (wall, 2 cores)", "",
-             "| task | arm | valid MCC ×100 | test MCC ×100 | chosen (auto) | rc | wall s |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, budget {a.budget:g} min per arm (wall, 2 cores)",
+        "",
+        "| task | arm | valid MCC ×100 | test MCC ×100 | chosen (auto) | rc | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['arm']} | {100 * r['valid_mcc']:.2f} | {100 * r['test_mcc']:.2f} | "
-                     f"{r['chosen'] or '–'} | {r['rc'] or '–'} | {r['wall_s']:.0f} |")
+        lines.append(
+            f"| {r['task']} | {r['arm']} | {100 * r['valid_mcc']:.2f} | {100 * r['test_mcc']:.2f} | "
+            f"{r['chosen'] or '–'} | {r['rc'] or '–'} | {r['wall_s']:.0f} |"
+        )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -61,8 +61,13 @@ def export_revision(rev: str, dest: Path) -> Path:
 
 
 def run_py(tree: Path, args: list[str], env_extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           **(env_extra or {})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env_extra or {}),
+    }
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, cwd=tree, **kw)
 
 
@@ -73,8 +78,18 @@ def part_batcher(args, trees: dict[str, Path], work: Path) -> dict:
         per = {name: [] for name in trees}
         for _round in range(args.rounds):
             for name, tree in trees.items():
-                p = run_py(tree, ["-c", BATCHER_SNIPPET, genome, str(work / f"cache-{name}"), spec, str(batch),
-                                  str(args.threads)])
+                p = run_py(
+                    tree,
+                    [
+                        "-c",
+                        BATCHER_SNIPPET,
+                        genome,
+                        str(work / f"cache-{name}"),
+                        spec,
+                        str(batch),
+                        str(args.threads),
+                    ],
+                )
                 if p.returncode:
                     raise RuntimeError(p.stderr[-2000:])
                 per[name].append(json.loads(p.stdout.strip().splitlines()[-1])["ms_per_step"])
@@ -96,8 +111,25 @@ def part_pretrain(args, trees: dict[str, Path], work: Path) -> dict:
     genome = str((Path(args.data) / GENOME).resolve())
     res = {}
     for preset, batch, steps in PRETRAIN_RUNS:
-        argv = [genome, "--preset", preset, "--window", "512", "--batch-size", str(batch), "--max-steps", str(steps),
-                "--eval-every", "10000", "--checkpoint-every", "10000", "--threads", str(args.threads), "--seed", "0"]
+        argv = [
+            genome,
+            "--preset",
+            preset,
+            "--window",
+            "512",
+            "--batch-size",
+            str(batch),
+            "--max-steps",
+            str(steps),
+            "--eval-every",
+            "10000",
+            "--checkpoint-every",
+            "10000",
+            "--threads",
+            str(args.threads),
+            "--seed",
+            "0",
+        ]
         per = {name: [] for name in trees}
         for _round in range(args.rounds):
             for name, tree in trees.items():
@@ -118,8 +150,11 @@ def predict_seconds(run_dir: Path, seqs: list[str], work: Path, threads: int, pr
     def timed(records, name):
         fasta = write_fasta(work / name, records)
         t0 = time.time()
-        run_predict(PredictConfig(model=str(run_dir), input=str(fasta), output=os.devnull, threads=threads,
-                                  precision=precision))
+        run_predict(
+            PredictConfig(
+                model=str(run_dir), input=str(fasta), output=os.devnull, threads=threads, precision=precision
+            )
+        )
         return time.time() - t0
 
     small, full = timed(seqs[:16], "p16.fa"), timed(seqs, "pall.fa")
@@ -183,11 +218,16 @@ def part_precision(args, work: Path) -> dict:
         valid=str(subset_csv(d / "dev.csv", work / "pdata" / "valid.csv", 200)),
         test=str(subset_csv(d / "test.csv", work / "pdata" / "test.csv", 64)),
     )
-    ft = timed_finetune(work / "prec-ft", str(args.model), "full", sub, args.precision_epochs, args.threads, 32)
+    ft = timed_finetune(
+        work / "prec-ft", str(args.model), "full", sub, args.precision_epochs, args.threads, 32
+    )
     rows = list(csv.DictReader(open(d / "test.csv")))
     seqs, y = [r["sequence"] for r in rows], np.asarray([int(r["label"]) for r in rows])
-    res: dict = {"test_sequences": len(seqs), "train_sequences": args.precision_train,
-                 "epochs": args.precision_epochs}
+    res: dict = {
+        "test_sequences": len(seqs),
+        "train_sequences": args.precision_train,
+        "epochs": args.precision_epochs,
+    }
     ref = None
     for precision in ("fp32", "bf16", "int8"):
         pred, meta = load_predictor(ft["out"])
@@ -196,8 +236,12 @@ def part_precision(args, work: Path) -> dict:
         p = pred.scores(seqs)
         secs = time.time() - t0
         m = compute_metrics("binary", y, p, ["0", "1"], 0.5)
-        entry = {"mcc": m.get("mcc"), "accuracy": m.get("accuracy"), "auroc": m.get("auroc"),
-                 "seq_per_s": len(seqs) / secs}
+        entry = {
+            "mcc": m.get("mcc"),
+            "accuracy": m.get("accuracy"),
+            "auroc": m.get("auroc"),
+            "seq_per_s": len(seqs) / secs,
+        }
         if ref is None:
             ref = p
         else:
@@ -230,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / "result.json"
     results = json.loads(result_path.read_text()) if result_path.is_file() else {}
-    results["command"] = "python scripts/bench_device.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results["command"] = "python scripts/bench_device.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     with tempfile.TemporaryDirectory(prefix="genoml-bench-device-") as tmp:
         tmp = Path(tmp)

@@ -133,6 +133,7 @@ def bench(name: str, args, train, valid, test, models, *, seeds, budget, epochs,
     )
     result = run_bench(cfg)
     result.pop("table", None)
+
     def flags(keys) -> str:
         return " ".join(
             f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
@@ -813,7 +814,8 @@ def render_transfer(res: dict) -> list[str]:
             [f"- `{t['adapted']['command']}`"] if "adapted" in t else []
         )
     deltas = {
-        task: 100 * (t["plain"]["rows"][0]["mean"] - t["plain"]["rows"][1]["mean"]) for task, t in res["tasks"].items()
+        task: 100 * (t["plain"]["rows"][0]["mean"] - t["plain"]["rows"][1]["mean"])
+        for task, t in res["tasks"].items()
     }
     held = [task for task, d in deltas.items() if d >= 3]
     verdict = (
@@ -1017,8 +1019,11 @@ def render_rss_1m(folder: Path) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     rows = now["rows"]
     if len(rows) > 1:
-        lines += ["", f"Growth from {rows[0]['records']:,} to {rows[-1]['records']:,} records: "
-                  f"**{rows[-1]['peak_rss_mib'] - rows[0]['peak_rss_mib']:.0f} MiB**."]
+        lines += [
+            "",
+            f"Growth from {rows[0]['records']:,} to {rows[-1]['records']:,} records: "
+            f"**{rows[-1]['peak_rss_mib'] - rows[0]['peak_rss_mib']:.0f} MiB**.",
+        ]
     if before:
         lines += [
             "The earlier column predates the id-registry fix: the readers kept every seen id (to flag duplicates)",

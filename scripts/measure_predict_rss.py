@@ -35,8 +35,12 @@ def main() -> int:
         fa.unlink()
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "run_dir": str(args.run_dir),
-              "command": " ".join(sys.argv), "rows": rows}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+        "run_dir": str(args.run_dir),
+        "command": " ".join(sys.argv),
+        "rows": rows,
+    }
     (args.out / "rss.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

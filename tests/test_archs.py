@@ -54,34 +54,46 @@ def dnabert2_layout(c: dict) -> dict[str, tuple[int, ...]]:
     }
     for n in range(c["num_hidden_layers"]):
         p = f"encoder.layer.{n}."
-        keys.update({
-            p + "attention.self.Wqkv.weight": (3 * h, h),
-            p + "attention.self.Wqkv.bias": (3 * h,),
-            p + "attention.output.dense.weight": (h, h),
-            p + "attention.output.dense.bias": (h,),
-            p + "attention.output.LayerNorm.weight": (h,),
-            p + "attention.output.LayerNorm.bias": (h,),
-            p + "mlp.gated_layers.weight": (2 * i, h),
-            p + "mlp.wo.weight": (h, i),
-            p + "mlp.wo.bias": (h,),
-            p + "mlp.layernorm.weight": (h,),
-            p + "mlp.layernorm.bias": (h,),
-        })
+        keys.update(
+            {
+                p + "attention.self.Wqkv.weight": (3 * h, h),
+                p + "attention.self.Wqkv.bias": (3 * h,),
+                p + "attention.output.dense.weight": (h, h),
+                p + "attention.output.dense.bias": (h,),
+                p + "attention.output.LayerNorm.weight": (h,),
+                p + "attention.output.LayerNorm.bias": (h,),
+                p + "mlp.gated_layers.weight": (2 * i, h),
+                p + "mlp.wo.weight": (h, i),
+                p + "mlp.wo.bias": (h,),
+                p + "mlp.layernorm.weight": (h,),
+                p + "mlp.layernorm.bias": (h,),
+            }
+        )
     return keys
 
 
 def dnabert2_head(c: dict) -> dict[str, tuple[int, ...]]:
     """bert_layers.BertForMaskedLM's cls head (decoder tied to the word embeddings, both stored)."""
     h, v = c["hidden_size"], c["vocab_size"]
-    return {"cls.predictions.transform.dense.weight": (h, h), "cls.predictions.transform.dense.bias": (h,),
-            "cls.predictions.transform.LayerNorm.weight": (h,), "cls.predictions.transform.LayerNorm.bias": (h,),
-            "cls.predictions.decoder.weight": (v, h), "cls.predictions.decoder.bias": (v,)}
+    return {
+        "cls.predictions.transform.dense.weight": (h, h),
+        "cls.predictions.transform.dense.bias": (h,),
+        "cls.predictions.transform.LayerNorm.weight": (h,),
+        "cls.predictions.transform.LayerNorm.bias": (h,),
+        "cls.predictions.decoder.weight": (v, h),
+        "cls.predictions.decoder.bias": (v,),
+    }
 
 
 def gena_layout(c: dict) -> dict[str, tuple[int, ...]]:
     """GENA_LM modeling_bert.BertModel with pre_layer_norm (no pooler), absolute positions."""
-    h, i, v, t, pos = (c["hidden_size"], c["intermediate_size"], c["vocab_size"], c["type_vocab_size"],
-                       c["max_position_embeddings"])
+    h, i, v, t, pos = (
+        c["hidden_size"],
+        c["intermediate_size"],
+        c["vocab_size"],
+        c["type_vocab_size"],
+        c["max_position_embeddings"],
+    )
     keys = {
         "embeddings.word_embeddings.weight": (v, h),
         "embeddings.position_embeddings.weight": (pos, h),
@@ -92,16 +104,26 @@ def gena_layout(c: dict) -> dict[str, tuple[int, ...]]:
     }
     for n in range(c["num_hidden_layers"]):
         p = f"encoder.layer.{n}."
-        keys.update({
-            p + "pre_attention_ln.weight": (h,), p + "pre_attention_ln.bias": (h,),
-            p + "post_attention_ln.weight": (h,), p + "post_attention_ln.bias": (h,),
-            p + "attention.self.query.weight": (h, h), p + "attention.self.query.bias": (h,),
-            p + "attention.self.key.weight": (h, h), p + "attention.self.key.bias": (h,),
-            p + "attention.self.value.weight": (h, h), p + "attention.self.value.bias": (h,),
-            p + "attention.output.dense.weight": (h, h), p + "attention.output.dense.bias": (h,),
-            p + "intermediate.dense.weight": (i, h), p + "intermediate.dense.bias": (i,),
-            p + "output.dense.weight": (h, i), p + "output.dense.bias": (h,),
-        })
+        keys.update(
+            {
+                p + "pre_attention_ln.weight": (h,),
+                p + "pre_attention_ln.bias": (h,),
+                p + "post_attention_ln.weight": (h,),
+                p + "post_attention_ln.bias": (h,),
+                p + "attention.self.query.weight": (h, h),
+                p + "attention.self.query.bias": (h,),
+                p + "attention.self.key.weight": (h, h),
+                p + "attention.self.key.bias": (h,),
+                p + "attention.self.value.weight": (h, h),
+                p + "attention.self.value.bias": (h,),
+                p + "attention.output.dense.weight": (h, h),
+                p + "attention.output.dense.bias": (h,),
+                p + "intermediate.dense.weight": (i, h),
+                p + "intermediate.dense.bias": (i,),
+                p + "output.dense.weight": (h, i),
+                p + "output.dense.bias": (h,),
+            }
+        )
     if c.get("last_layer_norm", c.get("pre_layer_norm")):
         keys.update({"encoder.last_layer_ln.weight": (h,), "encoder.last_layer_ln.bias": (h,)})
     return keys
@@ -109,9 +131,13 @@ def gena_layout(c: dict) -> dict[str, tuple[int, ...]]:
 
 def gena_head(c: dict) -> dict[str, tuple[int, ...]]:
     h, v = c["hidden_size"], c["vocab_size"]
-    return {"cls.predictions.bias": (v,), "cls.predictions.transform.dense.weight": (h, h),
-            "cls.predictions.transform.dense.bias": (h,), "cls.predictions.transform.LayerNorm.weight": (h,),
-            "cls.predictions.transform.LayerNorm.bias": (h,)}
+    return {
+        "cls.predictions.bias": (v,),
+        "cls.predictions.transform.dense.weight": (h, h),
+        "cls.predictions.transform.dense.bias": (h,),
+        "cls.predictions.transform.LayerNorm.weight": (h,),
+        "cls.predictions.transform.LayerNorm.bias": (h,),
+    }
 
 
 LAYOUTS = {"dnabert2": (dnabert2_layout, dnabert2_head), "gena": (gena_layout, gena_head)}
@@ -123,7 +149,12 @@ def build(arch: str, config: dict | None = None, seed: int = 0):
     model = mod.MODEL_CLASS(mod.CONFIG_CLASS.from_published(config or published_config(arch))).eval()
     with torch.no_grad():  # random LayerNorm affine too, so a LayerNorm left at init shows
         for name, p in model.named_parameters():
-            if "LayerNorm" in name or "layernorm" in name or name.endswith("_ln.weight") or name.endswith("_ln.bias"):
+            if (
+                "LayerNorm" in name
+                or "layernorm" in name
+                or name.endswith("_ln.weight")
+                or name.endswith("_ln.bias")
+            ):
                 p.add_(0.1 * torch.randn_like(p))
     return model
 
@@ -186,8 +217,9 @@ def test_alibi_slopes_power_of_two_and_not():
     assert alibi_slopes(8) == pytest.approx([2.0**-k for k in range(1, 9)])
     assert alibi_slopes(2) == pytest.approx([2.0**-4, 2.0**-8])
     # 12 heads: the 8 slopes of 8 heads, then every other slope of 16 heads (2^-0.5, 2^-1.5, ...)
-    assert alibi_slopes(12) == pytest.approx([2.0**-k for k in range(1, 9)] + [2.0**-0.5, 2.0**-1.5, 2.0**-2.5,
-                                                                                 2.0**-3.5])
+    assert alibi_slopes(12) == pytest.approx(
+        [2.0**-k for k in range(1, 9)] + [2.0**-0.5, 2.0**-1.5, 2.0**-2.5, 2.0**-3.5]
+    )
     bias = alibi_bias(12, 5)
     assert bias.shape == (1, 12, 5, 5)
     assert bias[0, 9, 1, 4].item() == pytest.approx(-3 * 2.0**-1.5)
@@ -227,8 +259,9 @@ def test_padding_does_not_change_a_sequence(arch):
     mask = torch.tensor([[1] * 7 + [0] * 5, [1] * 12])
     out = model(input_ids=batch, attention_mask=mask, output_hidden_states=True)
     torch.testing.assert_close(out.last_hidden_state[0, :7], alone, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(out.last_hidden_state[1], model(input_ids=long).last_hidden_state[0], atol=1e-5,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        out.last_hidden_state[1], model(input_ids=long).last_hidden_state[0], atol=1e-5, rtol=1e-4
+    )
     if arch == "dnabert2":  # the published model pads its output back with zeros
         assert out.last_hidden_state[0, 7:].abs().max() == 0
 
@@ -262,7 +295,9 @@ def test_gena_post_ln_equals_transformers_bert():
 
     config = {**published_config("gena"), "pre_layer_norm": False, "last_layer_norm": False}
     ours = build("gena", config)
-    theirs = BertModel(BertConfig(**{k: v for k, v in config.items() if k != "auto_map"}), add_pooling_layer=False)
+    theirs = BertModel(
+        BertConfig(**{k: v for k, v in config.items() if k != "auto_map"}), add_pooling_layer=False
+    )
     missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
     assert not missing and unexpected == ["embeddings.position_ids"]  # a buffer in transformers 5
     theirs.eval()
@@ -290,9 +325,17 @@ def _lin(x, sd, p):
 
 
 def reference_dnabert2(sd, c, ids, mask):
-    hid, nh, inter, eps = c["hidden_size"], c["num_attention_heads"], c["intermediate_size"], c["layer_norm_eps"]
+    hid, nh, inter, eps = (
+        c["hidden_size"],
+        c["num_attention_heads"],
+        c["intermediate_size"],
+        c["layer_norm_eps"],
+    )
     d, (b, n) = hid // nh, ids.shape
-    emb = sd["bert.embeddings.word_embeddings.weight"][ids] + sd["bert.embeddings.token_type_embeddings.weight"][0]
+    emb = (
+        sd["bert.embeddings.word_embeddings.weight"][ids]
+        + sd["bert.embeddings.token_type_embeddings.weight"][0]
+    )
     h = _ln(emb, sd, "bert.embeddings.LayerNorm", eps).reshape(b * n, hid)
     keep = torch.nonzero(mask.flatten().bool()).flatten()
     h = h[keep]  # unpad_input: (nnz, H)
@@ -306,7 +349,11 @@ def reference_dnabert2(sd, c, ids, mask):
         qkv = torch.zeros(b * n, 3 * hid)
         qkv[keep] = _lin(h, sd, p + "attention.self.Wqkv")  # pad_input
         qkv = qkv.view(b, n, 3, nh, d)  # 'b s (t h d) -> b s t h d'
-        q, k, v = qkv[:, :, 0].permute(0, 2, 1, 3), qkv[:, :, 1].permute(0, 2, 3, 1), qkv[:, :, 2].permute(0, 2, 1, 3)
+        q, k, v = (
+            qkv[:, :, 0].permute(0, 2, 1, 3),
+            qkv[:, :, 1].permute(0, 2, 3, 1),
+            qkv[:, :, 2].permute(0, 2, 1, 3),
+        )
         probs = torch.softmax(torch.matmul(q, k) / math.sqrt(d) + bias, -1)
         att = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b * n, hid)[keep]  # unpad_input_only
         a = _ln(_lin(att, sd, p + "attention.output.dense") + h, sd, p + "attention.output.LayerNorm", eps)
@@ -332,19 +379,28 @@ def _published_slopes(n):
 def reference_gena(sd, c, ids, mask):
     hid, nh, eps = c["hidden_size"], c["num_attention_heads"], c["layer_norm_eps"]
     d, (b, n) = hid // nh, ids.shape
-    e = (sd["bert.embeddings.word_embeddings.weight"][ids] + sd["bert.embeddings.token_type_embeddings.weight"][0]
-         + sd["bert.embeddings.position_embeddings.weight"][sd["bert.embeddings.position_ids"][:, :n]])
+    e = (
+        sd["bert.embeddings.word_embeddings.weight"][ids]
+        + sd["bert.embeddings.token_type_embeddings.weight"][0]
+        + sd["bert.embeddings.position_embeddings.weight"][sd["bert.embeddings.position_ids"][:, :n]]
+    )
     h = _ln(e, sd, "bert.embeddings.LayerNorm", eps)
     ext = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
     states = [h]
     for i in range(c["num_hidden_layers"]):
         p = f"bert.encoder.layer.{i}."
         x = _ln(h, sd, p + "pre_attention_ln", eps)
-        q, k, v = (_lin(x, sd, p + f"attention.self.{w}").view(b, n, nh, d).permute(0, 2, 1, 3)
-                   for w in ("query", "key", "value"))
+        q, k, v = (
+            _lin(x, sd, p + f"attention.self.{w}").view(b, n, nh, d).permute(0, 2, 1, 3)
+            for w in ("query", "key", "value")
+        )
         probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + ext, -1)
-        a = h + _lin(torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, n, hid), sd, p + "attention.output.dense")
-        f = torch.nn.functional.gelu(_lin(_ln(a, sd, p + "post_attention_ln", eps), sd, p + "intermediate.dense"))
+        a = h + _lin(
+            torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, n, hid), sd, p + "attention.output.dense"
+        )
+        f = torch.nn.functional.gelu(
+            _lin(_ln(a, sd, p + "post_attention_ln", eps), sd, p + "intermediate.dense")
+        )
         h = _lin(f, sd, p + "output.dense") + a
         states.append(h)
     if c.get("last_layer_norm", c.get("pre_layer_norm")):
@@ -370,8 +426,13 @@ def test_dnabert2_matches_the_published_unpadded_forward(heads, length, tmp_path
 
 @pytest.mark.parametrize("last_layer_norm", [False, True])
 def test_gena_matches_the_published_pre_ln_forward(last_layer_norm, tmp_path):
-    config = {**published_config("gena"), "hidden_size": 48, "num_attention_heads": 3, "num_hidden_layers": 3,
-              "last_layer_norm": last_layer_norm}
+    config = {
+        **published_config("gena"),
+        "hidden_size": 48,
+        "num_attention_heads": 3,
+        "num_hidden_layers": 3,
+        "last_layer_norm": last_layer_norm,
+    }
     folder = write_published(tmp_path / "m", "gena", config=config)
     encoder = load_hf_encoder(str(folder))
     ids = torch.randint(6, 32000, (3, 60))
@@ -388,7 +449,9 @@ def test_gena_matches_the_published_pre_ln_forward(last_layer_norm, tmp_path):
 
 def test_gena_refuses_sparse_attention():
     with pytest.raises(InputError, match="sparse"):
-        native_module("gena").CONFIG_CLASS.from_published({**published_config("gena"), "sparse_config_cls": "x:y"})
+        native_module("gena").CONFIG_CLASS.from_published(
+            {**published_config("gena"), "sparse_config_cls": "x:y"}
+        )
 
 
 # ----------------------------------------------------------------------------- faithful loading
@@ -398,8 +461,11 @@ def test_published_checkpoint_loads_every_tensor(published):
     arch, folder = published
     encoder = load_hf_encoder(str(folder))
     assert type(encoder).__name__ == {"dnabert2": "DNABert2Model", "gena": "GenaModel"}[arch]
-    saved = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()
-             if k.startswith("bert.")}
+    saved = {
+        k.removeprefix("bert."): v
+        for k, v in load_file(str(folder / "model.safetensors")).items()
+        if k.startswith("bert.")
+    }
     state = encoder.state_dict()
     assert set(state) == set(saved)
     for k, v in saved.items():
@@ -475,7 +541,9 @@ def test_plain_bert_with_missing_tensors_is_exit_2(tmp_path, fasta, capsys):
 def test_dnabert2_weights_under_a_plain_bert_config_are_exit_2(tmp_path, fasta, capsys):
     """The issue's silent case, forced: DNABERT-2 weights with a config that asks for a plain BertModel."""
     folder = write_published(tmp_path / "m", "dnabert2")
-    config = {k: v for k, v in published_config("dnabert2").items() if k not in ("auto_map", "alibi_starting_size")}
+    config = {
+        k: v for k, v in published_config("dnabert2").items() if k not in ("auto_map", "alibi_starting_size")
+    }
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
     assert embed_rc(folder, fasta, tmp_path) == 2
     err = capsys.readouterr().err
@@ -512,7 +580,9 @@ def test_remote_code_that_fails_to_import_is_exit_2(tmp_path, fasta, capsys):
     folder = tiny_bert_folder(tmp_path / "bert")
     raw = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**raw, "auto_map": {"AutoModel": "modeling_x.XModel"}}))
-    (folder / "modeling_x.py").write_text("from transformers.modeling_utils import find_pruneable_heads_and_indices\n")
+    (folder / "modeling_x.py").write_text(
+        "from transformers.modeling_utils import find_pruneable_heads_and_indices\n"
+    )
     assert embed_rc(folder, fasta, tmp_path, "--trust-remote-code") == 2
     err = capsys.readouterr().err
     assert "--model" in err and "ImportError" in err and "Traceback" not in err
@@ -528,11 +598,17 @@ def test_hub_dnabert2_with_the_flag_needs_no_pin(monkeypatch):
 
     calls, model = [], SimpleNamespace(config=SimpleNamespace())
     monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
-    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: dict(published_config("dnabert2")))
-    monkeypatch.setattr(genoml.archs, "load_native", lambda name, folder, **kw: calls.append((name, folder, kw)) or model)
+    monkeypatch.setattr(
+        models, "read_model_config", lambda spec, revision=None: dict(published_config("dnabert2"))
+    )
+    monkeypatch.setattr(
+        genoml.archs, "load_native", lambda name, folder, **kw: calls.append((name, folder, kw)) or model
+    )
     assert load_hf_encoder("zhihan1996/DNABERT-2-117M", trust_remote_code=True) is model
     assert calls and calls[0][:2] == ("dnabert2", "zhihan1996/DNABERT-2-117M")
-    monkeypatch.setattr(models, "read_model_config", lambda spec, revision=None: {"model_type": "x", "auto_map": {}})
+    monkeypatch.setattr(
+        models, "read_model_config", lambda spec, revision=None: {"model_type": "x", "auto_map": {}}
+    )
     with pytest.raises(InputError, match="--revision"):
         load_hf_encoder("someorg/other", trust_remote_code=True)
 
@@ -542,7 +618,19 @@ def test_masked_lm_training_of_a_native_arch_is_refused(arch, tmp_path, fasta, c
     """pretrain --model / finetune --adapt-steps use transformers' masked-LM classes: a GENA folder would load as
     a post-LN BertForMaskedLM, so it is refused rather than trained silently wrong."""
     folder = write_published(tmp_path / "m", arch)
-    rc = main(["-q", "pretrain", str(fasta), "--model", str(folder), "--out", str(tmp_path / "pt"), "--max-steps", "1"])
+    rc = main(
+        [
+            "-q",
+            "pretrain",
+            str(fasta),
+            "--model",
+            str(folder),
+            "--out",
+            str(tmp_path / "pt"),
+            "--max-steps",
+            "1",
+        ]
+    )
     assert rc == 2
     assert "masked-LM training" in capsys.readouterr().err
 
@@ -579,8 +667,15 @@ def test_tokenization_matches_the_models_own_tokenizer(arch):
     folder = shared(DIRS[arch])
     ours = load_tokenizer(folder)
     theirs = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    seqs = ["ACGTAGCTAGCTTTAGGCATCGATCGATCGACTAGCTAGGGCTAGCATCG", "A", "", "N", "ACGTNNNNNNNNNNNNACGTTT", "ACNGT",
-            "TATAATGCGC" * 7]
+    seqs = [
+        "ACGTAGCTAGCTTTAGGCATCGATCGATCGACTAGCTAGGGCTAGCATCG",
+        "A",
+        "",
+        "N",
+        "ACGTNNNNNNNNNNNNACGTTT",
+        "ACNGT",
+        "TATAATGCGC" * 7,
+    ]
     for seq in seqs:
         assert ours.encode(seq).ids == theirs(seq)["input_ids"], seq
         assert ours.encode(seq.lower()).ids == theirs(seq)["input_ids"], seq  # genoml upper-cases
@@ -607,24 +702,52 @@ def test_protbert_vocab_with_a_trailing_blank_line_is_protbert():
 def toy(tmp_path_factory):
     d = tmp_path_factory.mktemp("toy")
     rows = planted_motif_rows(48, length=30, seed=3)
-    return write_csv(d / "train.csv", rows[:32]), write_csv(d / "valid.csv", rows[32:40]), \
-        write_csv(d / "test.csv", rows[40:]), write_fasta(d / "x.fa", rows[40:])
+    return (
+        write_csv(d / "train.csv", rows[:32]),
+        write_csv(d / "valid.csv", rows[32:40]),
+        write_csv(d / "test.csv", rows[40:]),
+        write_fasta(d / "x.fa", rows[40:]),
+    )
 
 
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
 def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, capsys, monkeypatch):
     arch, folder = published
-    monkeypatch.setattr("genoml.finetune._write_reports", lambda *a, **k: None)  # plots: tested elsewhere, slow
+    monkeypatch.setattr(
+        "genoml.finetune._write_reports", lambda *a, **k: None
+    )  # plots: tested elsewhere, slow
     train, valid, test, fa = toy
     run = tmp_path / "run"
-    rc = main(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--model", str(folder),
-               "--strategy", strategy, "--epochs", "1", "--batch-size", "16", "--no-baselines", "--no-attention",
-               "--out", str(run)])
+    rc = main(
+        [
+            "-q",
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--test",
+            str(test),
+            "--model",
+            str(folder),
+            "--strategy",
+            strategy,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--no-baselines",
+            "--no-attention",
+            "--out",
+            str(run),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     config = json.loads((run / "config.json").read_text())
     assert config["model_type"] == f"genoml_{arch}" and "auto_map" not in config
     saved = load_file(str(run / "model.safetensors"))
-    assert set(saved) == set(LAYOUTS[arch][0](published_config(arch)))  # the published layout, no LoRA leftovers
+    assert set(saved) == set(
+        LAYOUTS[arch][0](published_config(arch))
+    )  # the published layout, no LoRA leftovers
     before = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
     changed = {k for k, v in saved.items() if not torch.equal(v, before[k])}
     if strategy == "probe":
@@ -636,13 +759,32 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
         projections = (".Wqkv.",) if arch == "dnabert2" else (".query.", ".key.", ".value.")
         assert changed and all(any(p in k for p in projections) for k in changed), changed
     else:
-        assert "embeddings.word_embeddings.weight" in changed and "encoder.layer.0.attention.output.dense.weight" in changed
+        assert (
+            "embeddings.word_embeddings.weight" in changed
+            and "encoder.layer.0.attention.output.dense.weight" in changed
+        )
     assert main(["-q", "predict", str(fa), "--model", str(run), "-o", str(tmp_path / "p.tsv")]) == 0
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 8
     assert main(["-q", "embed", str(fa), "--model", str(run), "-o", str(tmp_path / "e.npz")]) == 0
     assert np.load(tmp_path / "e.npz")["embeddings"].shape[0] == 8
-    assert main(["-q", "attention", str(fa), "--model", str(run), "--out", str(tmp_path / "att"), "--limit", "1",
-                 "--method", "attention,grad-input"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "-q",
+                "attention",
+                str(fa),
+                "--model",
+                str(run),
+                "--out",
+                str(tmp_path / "att"),
+                "--limit",
+                "1",
+                "--method",
+                "attention,grad-input",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert any((tmp_path / "att").iterdir())
 
 

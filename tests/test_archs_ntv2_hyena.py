@@ -54,8 +54,10 @@ def ntv2_layout(c: dict) -> dict[str, tuple[int, ...]]:
     Linear(H, 2 * I, bias=add_bias_fnn), EsmOutput Linear(I, H, bias=add_bias_fnn); EsmModel has a contact head."""
     h, i, v, n = c["hidden_size"], c["intermediate_size"], c["vocab_size"], c["num_hidden_layers"]
     heads = c["num_attention_heads"]
-    out = {"embeddings.word_embeddings.weight": (v, h),
-           "embeddings.position_embeddings.weight": (c["max_position_embeddings"], h)}
+    out = {
+        "embeddings.word_embeddings.weight": (v, h),
+        "embeddings.position_embeddings.weight": (c["max_position_embeddings"], h),
+    }
     for layer in range(n):
         p = f"encoder.layer.{layer}."
         for name in ("query", "key", "value"):
@@ -83,8 +85,14 @@ def ntv2_layout(c: dict) -> dict[str, tuple[int, ...]]:
 def ntv2_head(c: dict) -> dict[str, tuple[int, ...]]:
     """EsmLMHead of EsmForMaskedLM (tie_word_embeddings false: its own decoder)."""
     h, v = c["hidden_size"], c["vocab_size"]
-    return {"lm_head.dense.weight": (h, h), "lm_head.dense.bias": (h,), "lm_head.layer_norm.weight": (h,),
-            "lm_head.layer_norm.bias": (h,), "lm_head.decoder.weight": (v, h), "lm_head.bias": (v,)}
+    return {
+        "lm_head.dense.weight": (h, h),
+        "lm_head.dense.bias": (h,),
+        "lm_head.layer_norm.weight": (h,),
+        "lm_head.layer_norm.bias": (h,),
+        "lm_head.decoder.weight": (v, h),
+        "lm_head.bias": (v,),
+    }
 
 
 def padded_vocab(c: dict) -> int:
@@ -142,14 +150,18 @@ def build(arch: str, config: dict | None = None, seed: int = 0):
     mod = native_module(arch)
     torch.manual_seed(seed)
     model = mod.MODEL_CLASS(mod.CONFIG_CLASS.from_published(config or published_config(arch))).eval()
-    with torch.no_grad():  # random LayerNorm affine, sine frequencies and filter biases: a tensor left at init shows
+    with (
+        torch.no_grad()
+    ):  # random LayerNorm affine, sine frequencies and filter biases: a tensor left at init shows
         for name, p in model.named_parameters():
             if "norm" in name.lower() or name.endswith((".freq", "ln_f.weight", "ln_f.bias")):
                 p.add_(0.1 * torch.randn_like(p))
     return model
 
 
-def write_published(folder: Path, arch: str, seed: int = 0, config: dict | None = None, extra=None, drop=()) -> Path:
+def write_published(
+    folder: Path, arch: str, seed: int = 0, config: dict | None = None, extra=None, drop=()
+) -> Path:
     """A folder as published: config.json (+ NT tokenizer files) + model.safetensors of the *ForMaskedLM /
     *ForCausalLM checkpoint (prefixed backbone + LM head)."""
     src = shared(DIRS[arch])
@@ -182,7 +194,9 @@ def published(request, tmp_path_factory):
 def test_detect_reads_the_published_configs():
     assert detect(published_config("ntv2")) == "ntv2"  # no model_type; auto_map names modeling_esm
     assert detect(published_config("hyenadna")) == "hyenadna"
-    assert detect({**published_config("ntv2"), "auto_map": None, "model_type": "esm"}) == "ntv2"  # add_bias_fnn key
+    assert (
+        detect({**published_config("ntv2"), "auto_map": None, "model_type": "esm"}) == "ntv2"
+    )  # add_bias_fnn key
 
 
 @pytest.mark.parametrize("arch", ["ntv2", "hyenadna"])
@@ -198,8 +212,13 @@ def test_ntv2_layout_at_full_size_matches_the_published_checkpoint_size():
     head and the bias-free 2I SwiGLU, in genoml's model too."""
     import math
 
-    c = {**published_config("ntv2"), "hidden_size": 512, "num_hidden_layers": 12, "num_attention_heads": 16,
-         "intermediate_size": 2048}
+    c = {
+        **published_config("ntv2"),
+        "hidden_size": 512,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 16,
+        "intermediate_size": 2048,
+    }
     layout = {**ntv2_layout(c), **ntv2_head(c)}
     inv_freq = sum(math.prod(s) for k, s in layout.items() if k.endswith("inv_freq"))
     assert (sum(math.prod(s) for s in layout.values()), inv_freq) == (55_905_164, 192)
@@ -231,7 +250,9 @@ def test_missing_or_unknown_tensors_are_input_errors(arch, tmp_path):
     folder = write_published(tmp_path / "missing", arch, drop=[PREFIX[arch] + key])
     with pytest.raises(InputError, match=key.replace(".", r"\.")):
         load_native(arch, str(folder))
-    folder = write_published(tmp_path / "extra", arch, extra={PREFIX[arch] + "encoder.adapter.weight": torch.ones(2)})
+    folder = write_published(
+        tmp_path / "extra", arch, extra={PREFIX[arch] + "encoder.adapter.weight": torch.ones(2)}
+    )
     with pytest.raises(InputError, match=r"unused.*encoder\.adapter\.weight"):
         load_native(arch, str(folder))
 
@@ -241,8 +262,11 @@ def test_deterministic_buffers_absent_from_a_checkpoint_get_the_published_values
     if arch == "ntv2":
         drop = [f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq" for i in range(2)]
     else:
-        drop = [f"hyena.backbone.layers.{i}.mixer.filter_fn.{b}" for i in range(2)
-                for b in ("pos_emb.z", "pos_emb.t", "modulation.deltas")]
+        drop = [
+            f"hyena.backbone.layers.{i}.mixer.filter_fn.{b}"
+            for i in range(2)
+            for b in ("pos_emb.z", "pos_emb.t", "modulation.deltas")
+        ]
     full = load_native(arch, str(write_published(tmp_path / "full", arch)))
     part = load_native(arch, str(write_published(tmp_path / "part", arch, drop=drop)))
     for k, v in full.state_dict().items():
@@ -263,7 +287,10 @@ def test_hyena_checkpoint_listing_every_shared_freq_name_loads(tmp_path):
     x = torch.ones(1, c["filter_order"])
     for sine in sines:  # every sine reads the one frequency
         assert torch.equal(sine(x), torch.sin(freq * x))
-    assert sum(p.numel() for n, p in model.named_parameters() if n.endswith("freq")) == c["n_layer"] * c["filter_order"]
+    assert (
+        sum(p.numel() for n, p in model.named_parameters() if n.endswith("freq"))
+        == c["n_layer"] * c["filter_order"]
+    )
 
 
 # ----------------------------------------------------------------------------- NT v2: known properties
@@ -285,7 +312,10 @@ def test_ntv2_feed_forward_is_bias_free_swiglu():
     layer = build("ntv2").encoder.layer[0]
     w_in, w_out = layer.intermediate.dense.weight, layer.output.dense.weight
     assert layer.intermediate.dense.bias is None and layer.output.dense.bias is None  # add_bias_fnn false
-    assert w_in.shape == (2 * c["intermediate_size"], c["hidden_size"]) and w_out.shape == (c["hidden_size"], 128)
+    assert w_in.shape == (2 * c["intermediate_size"], c["hidden_size"]) and w_out.shape == (
+        c["hidden_size"],
+        128,
+    )
     x, residual = torch.randn(2, 5, c["hidden_size"]), torch.randn(2, 5, c["hidden_size"])
     i = c["intermediate_size"]
     expected = (F.silu(x @ w_in[:i].T) * (x @ w_in[i:].T)) @ w_out.T + residual
@@ -299,13 +329,16 @@ def _esm_with_published_swiglu(config: dict):
     from torch import nn
     from transformers import EsmConfig, EsmModel
 
-    ec = EsmConfig(**{k: v for k, v in config.items() if k not in ("auto_map", "architectures", "add_bias_fnn")})
+    ec = EsmConfig(
+        **{k: v for k, v in config.items() if k not in ("auto_map", "architectures", "add_bias_fnn")}
+    )
     ec._attn_implementation = "eager"
     model = EsmModel(ec, add_pooling_layer=False)
     for layer in model.encoder.layer:
         layer.intermediate.dense = nn.Linear(ec.hidden_size, 2 * ec.intermediate_size, bias=False)
         layer.intermediate.forward = types.MethodType(
-            lambda self, h: F.silu(self.dense(h).chunk(2, -1)[0]) * self.dense(h).chunk(2, -1)[1], layer.intermediate
+            lambda self, h: F.silu(self.dense(h).chunk(2, -1)[0]) * self.dense(h).chunk(2, -1)[1],
+            layer.intermediate,
         )
         layer.output.dense = nn.Linear(ec.intermediate_size, ec.hidden_size, bias=False)
     return model.eval()
@@ -346,7 +379,9 @@ def test_right_padding_does_not_change_a_sequence(arch):
     with torch.no_grad():
         alone = model(input_ids=ids[1:, :7]).last_hidden_state
         padded = model(input_ids=ids, attention_mask=mask).last_hidden_state[1:, :7]
-        via_embeds = model(inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask).last_hidden_state
+        via_embeds = model(
+            inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask
+        ).last_hidden_state
     torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(via_embeds[1:, :7], alone, atol=1e-5, rtol=1e-5)
 
@@ -371,7 +406,11 @@ def test_hyena_output_at_i_ignores_inputs_after_i():
 
 def test_hyena_fft_long_convolution_equals_direct_causal_convolution():
     gen = torch.Generator().manual_seed(4)
-    u, k, bias = torch.randn(2, 3, 11, generator=gen), torch.randn(3, 11, generator=gen), torch.randn(3, generator=gen)
+    u, k, bias = (
+        torch.randn(2, 3, 11, generator=gen),
+        torch.randn(3, 11, generator=gen),
+        torch.randn(3, generator=gen),
+    )
     direct = torch.zeros_like(u)
     for t in range(11):
         for s in range(t + 1):
@@ -390,7 +429,9 @@ def test_hyena_filter_and_short_filter_follow_the_published_maths():
     np.testing.assert_allclose(z[:, 2].numpy(), np.cos(-1.0 * w), atol=1e-4)  # second band: f = 1
     np.testing.assert_allclose(z[:, 4].numpy(), np.sin(-1.0 * w), atol=1e-4)
     deltas = mixer.filter_fn.modulation.deltas.flatten()
-    assert deltas[0].item() == pytest.approx(np.log(1e-2) / 1.5) and deltas[-1].item() == pytest.approx(np.log(1e-2) / 0.3)
+    assert deltas[0].item() == pytest.approx(np.log(1e-2) / 1.5) and deltas[-1].item() == pytest.approx(
+        np.log(1e-2) / 0.3
+    )
     x = torch.randn(1, 3 * c["d_model"], 6)  # the depthwise short filter is causal (left padding 2, kernel 3)
     y = mixer.short_filter(x)[..., :6]
     x2 = x.clone()
@@ -428,14 +469,33 @@ def test_nt_tokenizer_ids_equal_the_published_esm_tokenizer():
     assert tok.spec == "nt-kmer:6"
     seq, tokens = NT_PUBLISHED_EXAMPLE
     assert tok.tokens(tok.encode(seq).ids) == tokens
-    for seq in ["", "A", "ACG", "ACGTA", "ACGTAC", "ACGTACG", "NNNN", "ACGTNACGTACGTT", "TTTTTTTTTTTTTT",
-                "ACRYT", "ACGTRXACGTAC", "NRN", "RRRRRRACGTAC", "ACGT-*ACGTAC"]:
+    for seq in [
+        "",
+        "A",
+        "ACG",
+        "ACGTA",
+        "ACGTAC",
+        "ACGTACG",
+        "NNNN",
+        "ACGTNACGTACGTT",
+        "TTTTTTTTTTTTTT",
+        "ACRYT",
+        "ACGTRXACGTAC",
+        "NRN",
+        "RRRRRRACGTAC",
+        "ACGT-*ACGTAC",
+    ]:
         # content ids equal EsmTokenizer's; the published tokenizer prepends <cls> and adds no <eos> (the shared
         # tokenizer_config.json is a reconstruction without eos_token, so transformers 5 would append its default)
         assert tok.encode(seq).ids == [hf.cls_token_id, *hf(seq, add_special_tokens=False)["input_ids"]], seq
-    assert tok.encode("acgtac").ids == tok.encode("ACGTAC").ids  # genoml upper-cases (EsmTokenizer: one <unk>)
+    assert (
+        tok.encode("acgtac").ids == tok.encode("ACGTAC").ids
+    )  # genoml upper-cases (EsmTokenizer: one <unk>)
     enc = tok.encode("ACRRYT")
-    assert enc.ids == [3, 4102, 4104, 0, 4103] and enc.offsets[3] == (2, 5)  # one <unk> for the run, like EsmTokenizer
+    assert enc.ids == [3, 4102, 4104, 0, 4103] and enc.offsets[3] == (
+        2,
+        5,
+    )  # one <unk> for the run, like EsmTokenizer
 
 
 def test_hyena_tokenizer_is_the_published_character_tokenizer(tmp_path):
@@ -443,7 +503,20 @@ def test_hyena_tokenizer_is_the_published_character_tokenizer(tmp_path):
 
     tok = build_tokenizer("hyena")
     # HyenaDNATokenizer: [CLS] 0, [SEP] 1, [BOS] 2, [MASK] 3, [PAD] 4, [RESERVED] 5, [UNK] 6, then A C G T N
-    assert tok.vocab == ["[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]", "A", "C", "G", "T", "N"]
+    assert tok.vocab == [
+        "[CLS]",
+        "[SEP]",
+        "[BOS]",
+        "[MASK]",
+        "[PAD]",
+        "[RESERVED]",
+        "[UNK]",
+        "A",
+        "C",
+        "G",
+        "T",
+        "N",
+    ]
     assert (tok.pad_id, tok.unk_id, tok.mask_id, tok.cls_id, tok.eos_id) == (4, 6, 3, None, 1)
     assert tok.encode("ACGTN").ids == [7, 8, 9, 10, 11, 1]  # build_inputs_with_special_tokens: ids + [SEP]
     assert tok.encode("").ids == [1]
@@ -463,7 +536,9 @@ def test_published_folder_embeds_natively_with_or_without_the_flag(published, fl
     arch, folder = published
     fasta = write_fasta(tmp_path / "x.fa", [("ACGTACGTTTNACG", "0"), ("GGGCCCAT", "1")], with_labels=False)
     out = tmp_path / "e.npz"
-    assert main(["-q", "embed", str(fasta), "--model", str(folder), "-o", str(out), *flag]) == 0, capsys.readouterr().err
+    assert main(["-q", "embed", str(fasta), "--model", str(folder), "-o", str(out), *flag]) == 0, (
+        capsys.readouterr().err
+    )
     emb = np.load(out)["embeddings"]
     assert emb.shape == (2, published_config(arch).get("hidden_size") or published_config(arch)["d_model"])
     assert np.isfinite(emb).all()
@@ -475,10 +550,20 @@ def test_published_folder_embeds_natively_with_or_without_the_flag(published, fl
 def test_caduceus_is_a_clear_input_error(tmp_path, capsys):
     folder = tmp_path / "caduceus"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "caduceus", "architectures": ["CaduceusForMaskedLM"], "d_model": 32, "n_layer": 2,
-        "auto_map": {"AutoConfig": "configuration_caduceus.CaduceusConfig",
-                     "AutoModelForMaskedLM": "modeling_caduceus.CaduceusForMaskedLM"}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "caduceus",
+                "architectures": ["CaduceusForMaskedLM"],
+                "d_model": 32,
+                "n_layer": 2,
+                "auto_map": {
+                    "AutoConfig": "configuration_caduceus.CaduceusConfig",
+                    "AutoModelForMaskedLM": "modeling_caduceus.CaduceusForMaskedLM",
+                },
+            }
+        )
+    )
     fasta = write_fasta(tmp_path / "x.fa", [("ACGTACGT", "0")], with_labels=False)
     for extra in ([], ["--trust-remote-code"]):
         rc = main(["-q", "embed", str(fasta), "--model", str(folder), "-o", str(tmp_path / "e.npz"), *extra])
@@ -493,26 +578,54 @@ def test_caduceus_is_a_clear_input_error(tmp_path, capsys):
 def toy(tmp_path_factory):
     d = tmp_path_factory.mktemp("toy")
     rows = planted_motif_rows(48, length=30, seed=3)
-    return write_csv(d / "train.csv", rows[:32]), write_csv(d / "valid.csv", rows[32:40]), \
-        write_csv(d / "test.csv", rows[40:]), write_fasta(d / "x.fa", rows[40:])
+    return (
+        write_csv(d / "train.csv", rows[:32]),
+        write_csv(d / "valid.csv", rows[32:40]),
+        write_csv(d / "test.csv", rows[40:]),
+        write_fasta(d / "x.fa", rows[40:]),
+    )
 
 
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
 def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, capsys, monkeypatch):
     arch, folder = published
-    monkeypatch.setattr("genoml.finetune._write_reports", lambda *a, **k: None)  # plots: tested elsewhere, slow
+    monkeypatch.setattr(
+        "genoml.finetune._write_reports", lambda *a, **k: None
+    )  # plots: tested elsewhere, slow
     train, valid, test, fa = toy
     run = tmp_path / "run"
-    rc = main(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--model", str(folder),
-               "--strategy", strategy, "--epochs", "1", "--batch-size", "16", "--no-baselines", "--no-attention",
-               "--out", str(run)])
+    rc = main(
+        [
+            "-q",
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--test",
+            str(test),
+            "--model",
+            str(folder),
+            "--strategy",
+            strategy,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--no-baselines",
+            "--no-attention",
+            "--out",
+            str(run),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     config = json.loads((run / "config.json").read_text())
     assert config["model_type"] == f"genoml_{arch}" and "auto_map" not in config
     saved = load_file(str(run / "model.safetensors"))
     layout = LAYOUTS[arch][0](published_config(arch))
     assert {k: tuple(v.shape) for k, v in saved.items()} == layout  # the published layout, no LoRA leftovers
-    before = {k.removeprefix(PREFIX[arch]): v for k, v in load_file(str(folder / "model.safetensors")).items()}
+    before = {
+        k.removeprefix(PREFIX[arch]): v for k, v in load_file(str(folder / "model.safetensors")).items()
+    }
     changed = {k for k, v in saved.items() if not torch.equal(v, before[k])}
     if strategy == "probe":
         assert not changed
@@ -521,8 +634,9 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
         assert changed and all(k.startswith(last) for k in changed)
     else:
         assert changed
-    assert not any("position_embeddings" in k or "contact_head" in k or "pos_emb" in k or "deltas" in k
-                   for k in changed)  # tables the forward never reads stay as published
+    assert not any(
+        "position_embeddings" in k or "contact_head" in k or "pos_emb" in k or "deltas" in k for k in changed
+    )  # tables the forward never reads stay as published
     assert load_tokenizer(run).spec == ("nt-kmer:6" if arch == "ntv2" else "hyena")
     assert main(["-q", "predict", str(fa), "--model", str(run), "-o", str(tmp_path / "p.tsv")]) == 0
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 8
@@ -533,7 +647,10 @@ def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, ca
         assert main([*att, "--out", str(tmp_path / "att"), "--method", "attention,grad-input"]) == 0
     else:  # no attention maps: the default methods skip attention with a warning, gradients still work
         capsys.readouterr()
-        assert main(["attention", str(fa), "--model", str(run), "--limit", "2", "--out", str(tmp_path / "att")]) == 0
+        assert (
+            main(["attention", str(fa), "--model", str(run), "--limit", "2", "--out", str(tmp_path / "att")])
+            == 0
+        )
         err = capsys.readouterr().err
         assert "has no attention maps; skipping attention/rollout, using grad-input" in err, err
         assert not list((tmp_path / "att").glob("*attention*.npz"))

@@ -24,8 +24,27 @@ def test_auto_chooses_on_validation_not_test(tmp_path):
     # validation MCC, so choosing on test would pick the validation loser
     test = write_csv(tmp_path / "test.csv", flipped(rows[220:]))
     out = tmp_path / "auto"
-    assert main(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--out", str(out),
-                 "--time-budget", "0.4", "--epochs", "3", "--no-attention"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "finetune",
+                str(train),
+                "--valid",
+                str(valid),
+                "--test",
+                str(test),
+                "--out",
+                str(out),
+                "--time-budget",
+                "0.4",
+                "--epochs",
+                "3",
+                "--no-attention",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     names = [r["candidate"] for r in m["candidates"]]
     assert names == ["kmer-linear", "cnn", "cnn-shallow"]
@@ -37,7 +56,11 @@ def test_auto_chooses_on_validation_not_test(tmp_path):
     assert m["chosen"] == by_valid
     assert [r["chosen"] for r in m["candidates"]] == [n == by_valid for n in names]
     for r in m["candidates"]:
-        assert r["parameters"]["trainable"] > 0 and r["wall_s"] > 0 and (out / r["run_dir"] / "genoml.json").is_file()
+        assert (
+            r["parameters"]["trainable"] > 0
+            and r["wall_s"] > 0
+            and (out / r["run_dir"] / "genoml.json").is_file()
+        )
         assert not (out / r["run_dir"] / "checkpoints").exists()
     # the output folder is the winner's run: same arch, same validation metrics, loadable by predict
     meta = json.loads((out / "genoml.json").read_text())
@@ -85,7 +108,7 @@ def _strand_rows(n: int, strand_specific: bool, seed: int) -> list[tuple[str, st
             site = rc if strand_specific else None
         if site:
             p = rng.randrange(0, 50 - len(site))
-            seq = seq[:p] + site + seq[p + len(site):]
+            seq = seq[:p] + site + seq[p + len(site) :]
         rows.append((seq, str(label)))
     return rows
 
@@ -103,19 +126,61 @@ def test_rc_auto_is_off_for_strand_specific_labels_and_on_otherwise():
 
 def test_rc_decision_is_recorded_and_used(tmp_path):
     rows = _strand_rows(240, True, seed=5)
-    files = [write_csv(tmp_path / f"{n}.csv", part) for n, part in
-             (("train", rows[:160]), ("valid", rows[160:200]), ("test", rows[200:]))]
+    files = [
+        write_csv(tmp_path / f"{n}.csv", part)
+        for n, part in (("train", rows[:160]), ("valid", rows[160:200]), ("test", rows[200:]))
+    ]
     out = tmp_path / "cnn"
-    assert main(["-q", "finetune", str(files[0]), "--valid", str(files[1]), "--test", str(files[2]), "--model", "cnn",
-                 "--epochs", "1", "--out", str(out), "--no-baselines", "--no-attention"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "finetune",
+                str(files[0]),
+                "--valid",
+                str(files[1]),
+                "--test",
+                str(files[2]),
+                "--model",
+                "cnn",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-baselines",
+                "--no-attention",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     meta = json.loads((out / "genoml.json").read_text())
     assert m["rc"]["mode"] == "auto" and m["rc"]["decision"] in ("on", "off")
     assert meta["rc_average"] == (m["rc"]["decision"] == "on") == meta["config"]["rc_augment"]
     assert meta["config"]["batch_size"] == 64 and meta["config"]["patience"] == 30  # the cnn recipe
     out2 = tmp_path / "cnn-on"
-    assert main(["-q", "finetune", str(files[0]), "--valid", str(files[1]), "--model", "cnn", "--rc", "on",
-                 "--epochs", "1", "--out", str(out2), "--no-baselines", "--no-attention"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "finetune",
+                str(files[0]),
+                "--valid",
+                str(files[1]),
+                "--model",
+                "cnn",
+                "--rc",
+                "on",
+                "--epochs",
+                "1",
+                "--out",
+                str(out2),
+                "--no-baselines",
+                "--no-attention",
+            ]
+        )
+        == 0
+    )
     assert json.loads((Path(out2) / "genoml.json").read_text())["rc_average"] is True
 
 
@@ -127,11 +192,30 @@ def test_choose_ignores_test_and_failed_candidates_and_table_shows_them():
     from genoml.auto import choose, comparison_table
     from genoml.errors import GenomlError
 
-    rows = [{"candidate": "kmer-linear", "valid": {"mcc": 0.5}, "test": {"mcc": 0.9}, "parameters": {"trainable": 10},
-             "arch": "kmer-linear", "wall_s": 1.0, "train_seconds": 1.0, "stopped": "completed"},
-            {"candidate": "cnn", "error": "InputError: boom", "wall_s": 2.0},
-            {"candidate": "cnn-shallow", "valid": {"mcc": 0.6}, "test": {"mcc": 0.1}, "parameters": {"trainable": 5},
-             "arch": "cnn-shallow", "rc_average": True, "wall_s": 3.0, "train_seconds": 2.0, "stopped": "time_budget"}]
+    rows = [
+        {
+            "candidate": "kmer-linear",
+            "valid": {"mcc": 0.5},
+            "test": {"mcc": 0.9},
+            "parameters": {"trainable": 10},
+            "arch": "kmer-linear",
+            "wall_s": 1.0,
+            "train_seconds": 1.0,
+            "stopped": "completed",
+        },
+        {"candidate": "cnn", "error": "InputError: boom", "wall_s": 2.0},
+        {
+            "candidate": "cnn-shallow",
+            "valid": {"mcc": 0.6},
+            "test": {"mcc": 0.1},
+            "parameters": {"trainable": 5},
+            "arch": "cnn-shallow",
+            "rc_average": True,
+            "wall_s": 3.0,
+            "train_seconds": 2.0,
+            "stopped": "time_budget",
+        },
+    ]
     assert choose(rows, "mcc") == 2
     rows[2]["chosen"] = True
     table = comparison_table(rows, "mcc")

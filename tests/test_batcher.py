@@ -145,4 +145,6 @@ def test_sample_batch_draws_training_windows_row_by_row(tmp_path):
         assert start + full.length[i] <= len(seqs[rec]) - int(len(seqs[rec]) * 0.1)  # never the held-out tail
         assert text.count("N") <= 32
     held = corpus.sample_batch(rng(), 50, heldout=True)
-    assert all(int(s) >= len(seqs[int(r)]) - int(len(seqs[int(r)]) * 0.1) for r, s in zip(held.record, held.start))
+    assert all(
+        int(s) >= len(seqs[int(r)]) - int(len(seqs[int(r)]) * 0.1) for r, s in zip(held.record, held.start)
+    )

@@ -141,7 +141,19 @@ def test_noise_marks_separate_clear_and_tied_models():
 
 def test_bench_cli_adapt_steps(motif_csvs, tmp_path, capsys):
     train, valid, test = motif_csvs
-    common = ["-q", "bench", train, "--valid", valid, "--test", test, "--models", "kmer-linear", "--seeds", "1"]
+    common = [
+        "-q",
+        "bench",
+        train,
+        "--valid",
+        valid,
+        "--test",
+        test,
+        "--models",
+        "kmer-linear",
+        "--seeds",
+        "1",
+    ]
     assert main([*common, "--out", str(tmp_path / "bad"), "--adapt-steps", "-1"]) == 2
     assert "--adapt-steps" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert main([*common, "--out", str(tmp_path / "b"), "--adapt-steps", "3"]) == 0

@@ -115,11 +115,29 @@ def test_finetune_reads_genbank_end_to_end(tmp_path):
     rows = []
     for i in range(24):
         seq = ("acgt" * 6) if i % 2 else ("ttga" * 6)
-        rows.append(GENBANK.split("//")[0].replace("seqA", f"s{i:03d}").replace("acgtacgtac gt", seq[:10] + " " + seq[10:])
-                    .replace("12 bp", "24 bp").replace("1..12", "1..24").replace("promoter", str(i % 2)) + "//\n")
+        rows.append(
+            GENBANK.split("//")[0]
+            .replace("seqA", f"s{i:03d}")
+            .replace("acgtacgtac gt", seq[:10] + " " + seq[10:])
+            .replace("12 bp", "24 bp")
+            .replace("1..12", "1..24")
+            .replace("promoter", str(i % 2))
+            + "//\n"
+        )
     path = tmp_path / "train.gb"
     path.write_text("".join(rows))
-    code = main(["-q", "finetune", str(path), "--out", str(tmp_path / "run"), "--model", "kmer-linear",
-                 "--no-baselines", "--no-attention"])
+    code = main(
+        [
+            "-q",
+            "finetune",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "--model",
+            "kmer-linear",
+            "--no-baselines",
+            "--no-attention",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "run" / "metrics.json").is_file()

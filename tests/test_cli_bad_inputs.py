@@ -42,12 +42,16 @@ def data(tmp_path_factory) -> dict[str, Path]:
     }
     paths["protein"].write_text("".join(f">p{i} label={i % 2}\nMKVLAAGIWYRRKQHPEDSL\n" for i in range(40)))
     paths["two"] = write_csv(d / "two.csv", rows[:2])
-    paths["multilabel"] = write_csv(d / "multilabel.csv", [(s, ("a;b", "a", "b")[i % 3]) for i, (s, _) in enumerate(rows[:60])])
+    paths["multilabel"] = write_csv(
+        d / "multilabel.csv", [(s, ("a;b", "a", "b")[i % 3]) for i, (s, _) in enumerate(rows[:60])]
+    )
     paths["regression_nan"] = write_csv(
-        d / "regression_nan.csv", [(s, "nan" if i == 7 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+        d / "regression_nan.csv",
+        [(s, "nan" if i == 7 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])],
     )
     paths["regression_inf"] = write_csv(
-        d / "regression_inf.csv", [(s, "inf" if i == 5 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])]
+        d / "regression_inf.csv",
+        [(s, "inf" if i == 5 else f"{i / 10:.1f}") for i, (s, _) in enumerate(rows[:60])],
     )
     paths["label_missing"] = write_csv(
         d / "label_missing.csv", [(s, "" if i == 4 else lab) for i, (s, lab) in enumerate(rows[:60])]
@@ -62,8 +66,16 @@ def data(tmp_path_factory) -> dict[str, Path]:
     (pre / "genoml.json").write_text(json.dumps({"kind": "pretrained", "arch": "bert", "alphabet": "dna"}))
     paths["pretrained"] = pre
     headless = shutil.copytree(paths["bert"], d / "headless")
-    (headless / "genoml.json").write_text(json.dumps(
-        {"kind": "finetuned", "arch": "hf", "alphabet": "dna", "labels": {"task": "binary", "names": ["0", "1"]}}))
+    (headless / "genoml.json").write_text(
+        json.dumps(
+            {
+                "kind": "finetuned",
+                "arch": "hf",
+                "alphabet": "dna",
+                "labels": {"task": "binary", "names": ["0", "1"]},
+            }
+        )
+    )
     paths["headless"] = headless
     bad_bert = shutil.copytree(paths["bert"], d / "bert_corrupt")
     weights = bad_bert / "model.safetensors"
@@ -298,10 +310,26 @@ FLAG_CASES = [
         ["finetune", "{regression_inf}", "--out", "{out}"],
         "regression_inf.csv:7: label 'inf' of record",
     ),
-    ("label-missing", ["finetune", "{label_missing}", "--out", "{out}"], "label_missing.csv:6: 1 record(s) have no label"),
-    ("time-budget-0", ["finetune", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget: must be"),
-    ("time-budget-negative", ["finetune", "{train}", "--time-budget", "-1", "--out", "{out}"], "--time-budget: must be"),
-    ("threads-0", ["finetune", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
+    (
+        "label-missing",
+        ["finetune", "{label_missing}", "--out", "{out}"],
+        "label_missing.csv:6: 1 record(s) have no label",
+    ),
+    (
+        "time-budget-0",
+        ["finetune", "{train}", "--time-budget", "0", "--out", "{out}"],
+        "--time-budget: must be",
+    ),
+    (
+        "time-budget-negative",
+        ["finetune", "{train}", "--time-budget", "-1", "--out", "{out}"],
+        "--time-budget: must be",
+    ),
+    (
+        "threads-0",
+        ["finetune", "{train}", "--threads", "0", "--out", "{out}"],
+        "--threads: must be at least 1",
+    ),
     (
         "stride-beyond-window",
         ["finetune", "{train}", "--window", "32", "--stride", "100", "--out", "{out}"],
@@ -317,31 +345,83 @@ FLAG_CASES = [
         ["finetune", "{train}", "--model", "{bert}", "--strategy", "partial:99", "--out", "{out}"],
         "--strategy partial:99: the model has only 2 layers",
     ),
-    ("split-by-unknown", ["finetune", "{train}", "--split-by", "x", "--out", "{out}"], "--split-by: 'x' is not a split"),
-    ("split-by-chrom-no-bed", ["finetune", "{train}", "--split-by", "chrom", "--out", "{out}"], "needs BED intervals"),
+    (
+        "split-by-unknown",
+        ["finetune", "{train}", "--split-by", "x", "--out", "{out}"],
+        "--split-by: 'x' is not a split",
+    ),
+    (
+        "split-by-chrom-no-bed",
+        ["finetune", "{train}", "--split-by", "chrom", "--out", "{out}"],
+        "needs BED intervals",
+    ),
     (
         "finetune-corrupt-model",
         ["finetune", "{train}", "--model", "{bert_corrupt}", "--out", "{out}"],
         "model.safetensors is corrupt",
     ),
-    ("predict-pretrain-folder", ["predict", "--model", "{pretrained}", "{train}"], "a pretrained model (genoml pretrain)"),
-    ("predict-run-without-head", ["predict", "--model", "{headless}", "{train}"], "head.safetensors is missing"),
-    ("predict-corrupt-weights", ["predict", "--model", "{run_corrupt}", "{train}"], "kmer_linear.safetensors is corrupt"),
-    ("predict-output-is-input", ["predict", "--model", "{run}", "{train}", "-o", "{train}"], "is also an input"),
-    ("predict-output-is-a-directory", ["predict", "--model", "{run}", "{train}", "-o", "{dir}"], "is a directory"),
-    ("predict-threads-0", ["predict", "--model", "{run}", "{train}", "--threads", "0"], "--threads: must be at least 1"),
+    (
+        "predict-pretrain-folder",
+        ["predict", "--model", "{pretrained}", "{train}"],
+        "a pretrained model (genoml pretrain)",
+    ),
+    (
+        "predict-run-without-head",
+        ["predict", "--model", "{headless}", "{train}"],
+        "head.safetensors is missing",
+    ),
+    (
+        "predict-corrupt-weights",
+        ["predict", "--model", "{run_corrupt}", "{train}"],
+        "kmer_linear.safetensors is corrupt",
+    ),
+    (
+        "predict-output-is-input",
+        ["predict", "--model", "{run}", "{train}", "-o", "{train}"],
+        "is also an input",
+    ),
+    (
+        "predict-output-is-a-directory",
+        ["predict", "--model", "{run}", "{train}", "-o", "{dir}"],
+        "is a directory",
+    ),
+    (
+        "predict-threads-0",
+        ["predict", "--model", "{run}", "{train}", "--threads", "0"],
+        "--threads: must be at least 1",
+    ),
     ("predict-stdout-empty-input", ["predict", "--model", "{run}", "{empty_fa}"], "empty.fa: empty file"),
-    ("predict-stdout-binary-input", ["predict", "--model", "{run}", "{binary_fa}"], "binary.fa:1: undecodable byte"),
+    (
+        "predict-stdout-binary-input",
+        ["predict", "--model", "{run}", "{binary_fa}"],
+        "binary.fa:1: undecodable byte",
+    ),
     ("embed-output-is-input", ["embed", "{train}", "--model", "{bert}", "-o", "{train}"], "is also an input"),
-    ("embed-output-is-a-directory", ["embed", "{train}", "--model", "{bert}", "-o", "{dir}"], "is a directory"),
-    ("attention-no-input", ["attention", "--model", "{run}", "--out", "{out}"], "attention: give an input file"),
+    (
+        "embed-output-is-a-directory",
+        ["embed", "{train}", "--model", "{bert}", "-o", "{dir}"],
+        "is a directory",
+    ),
+    (
+        "attention-no-input",
+        ["attention", "--model", "{run}", "--out", "{out}"],
+        "attention: give an input file",
+    ),
     (
         "bench-unknown-model",
         ["bench", "{train}", "--models", "kmer-linear,nonsense", "--out", "{out}", "--seeds", "1"],
         "--models nonsense: not a model genoml knows",
     ),
-    ("bench-threads-0", ["bench", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be at least 1"),
-    ("pretrain-time-budget-0", ["pretrain", "{train}", "--time-budget", "0", "--out", "{out}"], "--time-budget"),
+    (
+        "bench-threads-0",
+        ["bench", "{train}", "--threads", "0", "--out", "{out}"],
+        "--threads: must be at least 1",
+    ),
+    (
+        "pretrain-time-budget-0",
+        ["pretrain", "{train}", "--time-budget", "0", "--out", "{out}"],
+        "--time-budget",
+    ),
     ("pretrain-threads-0", ["pretrain", "{train}", "--threads", "0", "--out", "{out}"], "--threads: must be"),
 ]
 
@@ -528,23 +608,28 @@ def test_attention_on_a_cnn_run_skips_attention_and_takes_bed_alone(data, tmp_pa
     rc, _, err = run_cli(["finetune", str(data["train"]), "--model", "cnn", "--out", str(run), *FAST], capsys)
     assert rc == 0, err
     out = tmp_path / "att"
-    rc, _, err = run_cli(["attention", str(data["train"]), "--model", str(run), "--out", str(out), "--limit", "2"],
-                         capsys)  # default --method attention,grad-input
+    rc, _, err = run_cli(
+        ["attention", str(data["train"]), "--model", str(run), "--out", str(out), "--limit", "2"], capsys
+    )  # default --method attention,grad-input
     assert rc == 0 and "has no attention maps; skipping attention/rollout, using grad-input" in err, err
     assert (out / "tracks.grad-input.tsv").is_file()
     genome = Path(shutil.copy(BED_GENOME, tmp_path / "genome.fa"))
     bed = tmp_path / "r.bed"
     bed.write_text("chr1\t0\t40\tr1\nchr1\t10\t50\tr2\n")
     out2 = tmp_path / "att2"
-    rc, _, err = run_cli(["attention", "--bed", str(bed), "--genome", str(genome), "--model", str(run), "--out",
-                          str(out2)], capsys)
+    rc, _, err = run_cli(
+        ["attention", "--bed", str(bed), "--genome", str(genome), "--model", str(run), "--out", str(out2)],
+        capsys,
+    )
     assert rc == 0, err
     assert (out2 / "tracks.grad-input.bedgraph").is_file()
 
 
 def test_embed_on_a_genoml_pretrain_folder(data, tmp_path, capsys):
-    rc, _, err = run_cli(["embed", str(data["train"]), "--model", str(data["pretrained"]), "-o",
-                          str(tmp_path / "e.npz")], capsys)
+    rc, _, err = run_cli(
+        ["embed", str(data["train"]), "--model", str(data["pretrained"]), "-o", str(tmp_path / "e.npz")],
+        capsys,
+    )
     assert rc == 0, err
     import numpy as np
 

@@ -52,8 +52,9 @@ def project(tmp_path) -> Path:
 
 def test_force_on_the_folder_of_the_input_is_refused(project, capsys):
     before = snapshot(project)
-    rc, out, err = run_cli(["finetune", str(project / "data/good.csv"), "--out", str(project / "data"), "--force",
-                            *FAST], capsys)
+    rc, out, err = run_cli(
+        ["finetune", str(project / "data/good.csv"), "--out", str(project / "data"), "--force", *FAST], capsys
+    )
     assert rc == 2, err
     assert "holds the input" in err and "--force never deletes inputs" in err
     assert snapshot(project) == before and out == ""
@@ -80,7 +81,9 @@ def test_force_on_a_folder_of_other_files_is_refused(project, tmp_path, capsys):
     other = tmp_path / "results"
     other.mkdir()
     (other / "thesis.docx").write_bytes(b"\x00important")
-    rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(other), "--force", *FAST], capsys)
+    rc, _, err = run_cli(
+        ["finetune", str(project / "mydata.csv"), "--out", str(other), "--force", *FAST], capsys
+    )
     assert rc == 2 and "not a genoml output folder" in err, err
     assert (other / "thesis.docx").read_bytes() == b"\x00important"
 
@@ -89,8 +92,22 @@ def test_force_on_the_model_folder_is_refused(project, tmp_path, capsys):
     bert = tiny_bert_folder(tmp_path / "bert")
     (bert / "genoml.json").write_text("{}")  # even a folder genoml recognises: it is an input here
     before = snapshot(bert)
-    rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--model", str(bert), "--out", str(bert),
-                          "--force", "--epochs", "1", "--no-baselines", "--no-attention"], capsys)
+    rc, _, err = run_cli(
+        [
+            "finetune",
+            str(project / "mydata.csv"),
+            "--model",
+            str(bert),
+            "--out",
+            str(bert),
+            "--force",
+            "--epochs",
+            "1",
+            "--no-baselines",
+            "--no-attention",
+        ],
+        capsys,
+    )
     assert rc == 2 and "is also an input" in err, err
     assert snapshot(bert) == before
 
@@ -109,16 +126,25 @@ def test_force_replaces_a_genoml_run_but_keeps_the_users_files(project, tmp_path
     assert rc == 0, err
     (run / "my_analysis.txt").write_text("keep me\n")
     (run / "my_plot.png").write_bytes(b"png")  # a genoml-like name, but not in the marker's list: the user's
-    rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", "--seed", "1", *FAST],
-                         capsys)
+    rc, _, err = run_cli(
+        ["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", "--seed", "1", *FAST], capsys
+    )
     assert rc == 0, err
-    assert (run / "my_analysis.txt").read_text() == "keep me\n" and (run / "my_plot.png").read_bytes() == b"png"
+    assert (run / "my_analysis.txt").read_text() == "keep me\n" and (
+        run / "my_plot.png"
+    ).read_bytes() == b"png"
     assert json.loads((run / "genoml.json").read_text())["seed"] == 1
     marker = json.loads((run / ".genoml").read_text())
     assert "my_analysis.txt" in marker["foreign"] and "genoml.json" in marker["files"]
     (run / "later.txt").write_text("added after the second run\n")  # then --resume, then --force again
-    assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--resume", *FAST], capsys)[0] == 0
-    assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", *FAST], capsys)[0] == 0
+    assert (
+        run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--resume", *FAST], capsys)[0]
+        == 0
+    )
+    assert (
+        run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), "--force", *FAST], capsys)[0]
+        == 0
+    )
     assert {"my_analysis.txt", "my_plot.png", "later.txt"} <= {p.name for p in run.iterdir()}
 
 
@@ -141,8 +167,9 @@ def test_predict_output_equal_to_input_is_refused(project, tmp_path, capsys):
 def test_predict_output_that_is_a_directory_is_refused(project, tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), *FAST], capsys)[0] == 0
-    rc, _, err = run_cli(["predict", "-m", str(run), str(project / "mydata.csv"), "-o", str(project / "data")],
-                         capsys)
+    rc, _, err = run_cli(
+        ["predict", "-m", str(run), str(project / "mydata.csv"), "-o", str(project / "data")], capsys
+    )
     assert rc == 2 and "is a directory" in err, err
 
 
@@ -155,10 +182,14 @@ def test_outputs_honour_the_umask(project, tmp_path, capsys):
         run = tmp_path / "run"
         rc, _, err = run_cli(["finetune", str(project / "mydata.csv"), "--out", str(run), *FAST], capsys)
         assert rc == 0, err
-        modes = {str(p.relative_to(run)): stat.S_IMODE(p.stat().st_mode) for p in run.rglob("*") if p.is_file()}
+        modes = {
+            str(p.relative_to(run)): stat.S_IMODE(p.stat().st_mode) for p in run.rglob("*") if p.is_file()
+        }
         assert modes and all(m == 0o644 for m in modes.values()), modes
         pred = tmp_path / "pred.tsv"
-        assert run_cli(["predict", "-m", str(run), str(project / "mydata.csv"), "-o", str(pred)], capsys)[0] == 0
+        assert (
+            run_cli(["predict", "-m", str(run), str(project / "mydata.csv"), "-o", str(pred)], capsys)[0] == 0
+        )
         assert stat.S_IMODE(pred.stat().st_mode) == 0o644
     finally:
         os.umask(old)
@@ -178,8 +209,13 @@ def test_read_only_output_folder(command, project, tmp_path, capsys):
         if command == "predict":
             argv = ["predict", "-m", str(run), str(project / "mydata.csv"), "-o", str(ro / "p.tsv")]
         else:
-            argv = ["finetune", str(project / "mydata.csv"), "--out", str(ro / "x" if command == "finetune" else ro),
-                    *FAST] + (["--force"] if command == "force" else [])
+            argv = [
+                "finetune",
+                str(project / "mydata.csv"),
+                "--out",
+                str(ro / "x" if command == "finetune" else ro),
+                *FAST,
+            ] + (["--force"] if command == "force" else [])
         rc, _, err = run_cli(argv, capsys)
         assert rc == 2 and ("permission denied" in err or "not writable" in err), err
         assert "Traceback" not in err
@@ -200,8 +236,24 @@ def test_sigterm_during_predict_leaves_no_temporary_file(project, tmp_path, caps
     outdir = tmp_path / "out"
     outdir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "genoml", "-q", "predict", "-m", str(run), str(big), "-o",
-                             str(outdir / "pred.tsv"), "--chunk-size", "256"], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genoml",
+            "-q",
+            "predict",
+            "-m",
+            str(run),
+            str(big),
+            "-o",
+            str(outdir / "pred.tsv"),
+            "--chunk-size",
+            "256",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not any(outdir.iterdir()):
         time.sleep(0.05)
@@ -217,11 +269,28 @@ def test_attention_bad_layer_leaves_no_out(tmp_path, capsys):
     rows = planted_motif_rows(60, seed=3)
     train = write_csv(tmp_path / "train.csv", rows)
     run = tmp_path / "run"
-    rc, _, err = run_cli(["finetune", str(train), "--model", str(tiny_bert_folder(tmp_path / "bert")), "--out",
-                          str(run), "--epochs", "1", "--no-baselines", "--no-attention", "--threads", "1"], capsys)
+    rc, _, err = run_cli(
+        [
+            "finetune",
+            str(train),
+            "--model",
+            str(tiny_bert_folder(tmp_path / "bert")),
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--no-baselines",
+            "--no-attention",
+            "--threads",
+            "1",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     out = tmp_path / "att"
-    rc, _, err = run_cli(["attention", str(train), "--model", str(run), "--out", str(out), "--layer", "42"], capsys)
+    rc, _, err = run_cli(
+        ["attention", str(train), "--model", str(run), "--out", str(out), "--layer", "42"], capsys
+    )
     assert rc == 2 and "--layer" in err, err
     assert not out.exists()
 
@@ -235,8 +304,10 @@ def test_failed_pretrain_leaves_no_cache(tmp_path, capsys, monkeypatch):
         raise RuntimeError("simulated failure after the corpus cache was built")
 
     monkeypatch.setattr("genoml.pretrain.MaskedBatcher", boom)
-    rc, _, err = run_cli(["pretrain", str(fa), "--out", str(out), "--preset", "tiny", "--window", "64",
-                          "--max-steps", "2"], capsys)
+    rc, _, err = run_cli(
+        ["pretrain", str(fa), "--out", str(out), "--preset", "tiny", "--window", "64", "--max-steps", "2"],
+        capsys,
+    )
     assert rc == 1 and "internal error: RuntimeError" in err and "Traceback" not in err
     assert not out.exists()
 
@@ -245,7 +316,9 @@ def test_bench_validates_every_model_name_before_training(tmp_path, capsys):
     train = write_csv(tmp_path / "train.csv", planted_motif_rows(60, seed=2))
     out = tmp_path / "bench"
     t0 = time.time()
-    rc, _, err = run_cli(["bench", str(train), "--models", "cnn,nonsense", "--out", str(out), "--seeds", "1"], capsys)
+    rc, _, err = run_cli(
+        ["bench", str(train), "--models", "cnn,nonsense", "--out", str(out), "--seeds", "1"], capsys
+    )
     assert rc == 2 and "--models nonsense" in err, err
     assert not out.exists() and time.time() - t0 < 30
 
@@ -261,7 +334,14 @@ def test_unwritable_output_is_exit_2_without_traceback(command, project, tmp_pat
     argv = {
         "finetune": ["finetune", data, "--out", str(target), *FAST],
         "predict": ["predict", "-m", str(run), data, "-o", str(target / "p.tsv")],
-        "embed": ["embed", data, "--model", str(tiny_bert_folder(tmp_path / "bert")), "-o", str(target / "e.npz")],
+        "embed": [
+            "embed",
+            data,
+            "--model",
+            str(tiny_bert_folder(tmp_path / "bert")),
+            "-o",
+            str(target / "e.npz"),
+        ],
         "evaluate": ["evaluate", data, "--model", str(run), "--out", str(target)],
         "attention": ["attention", data, "--model", str(run), "--out", str(target)],
     }[command]

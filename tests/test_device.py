@@ -112,8 +112,14 @@ def test_the_hook_catches_an_input_on_another_device():
 
 def test_predictor_feeds_the_model_on_its_device_whatever_it_was_built_with():
     model = meta_model()
-    pred = Predictor(model, LABELS, tokenizer=build_tokenizer("char"), max_tokens=32, device=torch.device("cpu"),
-                     rc_average=True)
+    pred = Predictor(
+        model,
+        LABELS,
+        tokenizer=build_tokenizer("char"),
+        max_tokens=32,
+        device=torch.device("cpu"),
+        rc_average=True,
+    )
     scores = pred.scores(SEQS)
     assert scores.shape == (3, 2) and model.calls > 0
     assert model.training  # a Predictor leaves the train/eval mode as it found it
@@ -124,10 +130,19 @@ def _job(tmp_path, strategy: str):
     from genoml.finetune import Job, Split
 
     rows = {"train": SEQS * 4, "valid": SEQS}
-    splits = {n: Split(n, [f"{n}{i}" for i in range(len(s))], s, [str(i % 2) for i in range(len(s))], source=n)
-              for n, s in rows.items()}
-    cfg = FinetuneConfig(data=DataConfig(train="x"), out=str(tmp_path), strategy=strategy, epochs=1, batch_size=4,
-                         baselines=False, attention=False)
+    splits = {
+        n: Split(n, [f"{n}{i}" for i in range(len(s))], s, [str(i % 2) for i in range(len(s))], source=n)
+        for n, s in rows.items()
+    }
+    cfg = FinetuneConfig(
+        data=DataConfig(train="x"),
+        out=str(tmp_path),
+        strategy=strategy,
+        epochs=1,
+        batch_size=4,
+        baselines=False,
+        attention=False,
+    )
     return Job(cfg, tmp_path, splits, "dna")
 
 
@@ -144,8 +159,9 @@ class _AcceleratedTrainer:
         batch = self.get_batch(0, 0, 1)
         assert all(v.device.type == "cpu" for v in batch.values())  # the loop moves batches itself
         metrics = self.evaluate(self.model)
-        return TrainResult(history=[{"event": "eval", "step": 1, **metrics}], best=None, steps=1,
-                           stopped_reason="max_steps")
+        return TrainResult(
+            history=[{"event": "eval", "step": 1, **metrics}], best=None, steps=1, stopped_reason="max_steps"
+        )
 
 
 @pytest.mark.parametrize("strategy", ["full", "probe"])
@@ -181,8 +197,14 @@ def _meta_run(monkeypatch, model):
 
     def load_predictor(folder, *, device="cpu", batch_tokens=16384, trust_remote_code=False, revision=None):
         assert device in ("cpu", "cuda") or device.startswith("cuda:")
-        return Predictor(model, LABELS, tokenizer=build_tokenizer("char"), max_tokens=32,
-                         device=torch.device(device), batch_tokens=batch_tokens), meta
+        return Predictor(
+            model,
+            LABELS,
+            tokenizer=build_tokenizer("char"),
+            max_tokens=32,
+            device=torch.device(device),
+            batch_tokens=batch_tokens,
+        ), meta
 
     monkeypatch.setattr(genoml.runs, "load_predictor", load_predictor)
 
@@ -255,13 +277,18 @@ def test_attention_inputs_and_heldout_evaluation_use_the_model_device():
 
     obj = MetaObjective()
     check_inputs_on_model_device(obj)
-    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "attention_mask": torch.ones(1, 4, dtype=torch.long),
-             "labels": torch.zeros(1, 4, dtype=torch.long)}
+    batch = {
+        "input_ids": torch.zeros(1, 4, dtype=torch.long),
+        "attention_mask": torch.ones(1, 4, dtype=torch.long),
+        "labels": torch.zeros(1, 4, dtype=torch.long),
+    }
     assert evaluate_heldout(obj, [batch])["masked_tokens"] == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")
-@pytest.mark.parametrize("command", ["finetune", "predict", "evaluate", "embed", "attention", "bench", "pretrain"])
+@pytest.mark.parametrize(
+    "command", ["finetune", "predict", "evaluate", "embed", "attention", "bench", "pretrain"]
+)
 def test_every_model_command_refuses_cuda_without_a_gpu(tmp_path, command, capsys):
     from genoml.cli import main
     from tests.tiny import planted_motif_rows, write_csv, write_fasta

@@ -19,8 +19,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def motif_csvs(tmp_path_factory):
     d = tmp_path_factory.mktemp("motif")
     rows = planted_motif_rows(360, seed=1)
-    return (write_csv(d / "train.csv", rows[:240]), write_csv(d / "valid.csv", rows[240:300]),
-            write_csv(d / "test.csv", rows[300:]))
+    return (
+        write_csv(d / "train.csv", rows[:240]),
+        write_csv(d / "valid.csv", rows[240:300]),
+        write_csv(d / "test.csv", rows[300:]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +37,31 @@ def run(argv: list[str]) -> int:
 
 def finetune(csvs, out, *extra) -> dict:
     train, valid, test = csvs
-    rc = run(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--out", str(out),
-              "--no-attention", *extra])
+    rc = run(
+        [
+            "-q",
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--test",
+            str(test),
+            "--out",
+            str(out),
+            "--no-attention",
+            *extra,
+        ]
+    )
     assert rc == 0
     return json.loads((Path(out) / "metrics.json").read_text())
 
 
 def encoder_weights(folder) -> dict[str, torch.Tensor]:
-    return {k.removeprefix("bert."): v for k, v in load_file(str(Path(folder) / "model.safetensors")).items()
-            if not k.startswith("cls.")}
+    return {
+        k.removeprefix("bert."): v
+        for k, v in load_file(str(Path(folder) / "model.safetensors")).items()
+        if not k.startswith("cls.")
+    }
 
 
 def test_planted_motif_cnn_learns(motif_csvs, tmp_path):
@@ -55,8 +74,19 @@ def test_planted_motif_cnn_learns(motif_csvs, tmp_path):
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
 def test_strategy_trains_only_its_parameters(strategy, motif_csvs, bert_dir, tmp_path):
     out = tmp_path / "run"
-    finetune(motif_csvs, out, "--model", str(bert_dir), "--strategy", strategy, "--epochs", "2", "--no-baselines",
-             "--lr", "5e-3")
+    finetune(
+        motif_csvs,
+        out,
+        "--model",
+        str(bert_dir),
+        "--strategy",
+        strategy,
+        "--epochs",
+        "2",
+        "--no-baselines",
+        "--lr",
+        "5e-3",
+    )
     before, after = encoder_weights(bert_dir), encoder_weights(out)
     changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
     emb = {k for k in before if "embeddings" in k}
@@ -95,21 +125,64 @@ def test_run_dir_reloads_in_plain_transformers(motif_csvs, bert_dir, tmp_path):
 def test_fasta_with_label_table_and_class_files(tmp_path):
     rows = planted_motif_rows(120, seed=2)
     fa = write_fasta(tmp_path / "seqs.fa", rows, with_labels=False)
-    (tmp_path / "labels.tsv").write_text("".join(f"s{i}\t{'pos' if lab == '1' else 'neg'}\n" for i, (_, lab) in enumerate(rows)))
-    assert run(["-q", "finetune", str(fa), "--labels", str(tmp_path / "labels.tsv"), "--out", str(tmp_path / "a"),
-                "--model", "kmer-linear"]) == 0
+    (tmp_path / "labels.tsv").write_text(
+        "".join(f"s{i}\t{'pos' if lab == '1' else 'neg'}\n" for i, (_, lab) in enumerate(rows))
+    )
+    assert (
+        run(
+            [
+                "-q",
+                "finetune",
+                str(fa),
+                "--labels",
+                str(tmp_path / "labels.tsv"),
+                "--out",
+                str(tmp_path / "a"),
+                "--model",
+                "kmer-linear",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["test"]["n"] == 12 and m["valid"]["n"] == 12
     pos = write_fasta(tmp_path / "pos.fa", [r for r in rows if r[1] == "1"], with_labels=False)
     neg = write_fasta(tmp_path / "neg.fa", [(s, lab) for s, lab in rows if lab == "0"], with_labels=False)
     # ids repeat across the two files (s0, s1 ...): genoml must refuse duplicate ids
-    rc = run(["-q", "finetune", "--class", f"pos={pos}", "--class", f"neg={neg}", "--out", str(tmp_path / "b"),
-              "--model", "kmer-linear"])
+    rc = run(
+        [
+            "-q",
+            "finetune",
+            "--class",
+            f"pos={pos}",
+            "--class",
+            f"neg={neg}",
+            "--out",
+            str(tmp_path / "b"),
+            "--model",
+            "kmer-linear",
+        ]
+    )
     assert rc == 2 and not (tmp_path / "b").exists()
     neg2 = tmp_path / "neg2.fa"
     neg2.write_text(neg.read_text().replace(">s", ">n"))
-    assert run(["-q", "finetune", "--class", f"pos={pos}", "--class", f"neg={neg2}", "--out", str(tmp_path / "b"),
-                "--model", "kmer-linear"]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "finetune",
+                "--class",
+                f"pos={pos}",
+                "--class",
+                f"neg={neg2}",
+                "--out",
+                str(tmp_path / "b"),
+                "--model",
+                "kmer-linear",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "b" / "genoml.json").read_text())["labels"]["names"] == ["neg", "pos"]
 
 
@@ -120,14 +193,18 @@ def test_task_types_end_to_end(task, tmp_path):
     if task == "multiclass":
         rows = [(s, ["a", "b", "c"][i % 3] if lab == "0" else "m") for i, (s, lab) in enumerate(rows)]
     elif task == "multilabel":
-        rows = [(s, "motif;gc" if lab == "1" and s.count("G") > 9 else "motif" if lab == "1" else "gc")
-                for s, lab in rows]
+        rows = [
+            (s, "motif;gc" if lab == "1" and s.count("G") > 9 else "motif" if lab == "1" else "gc")
+            for s, lab in rows
+        ]
     else:
         rows = [(s, f"{s.count('G') / len(s) + float(lab):.4f}") for s, lab in rows]
     train = write_csv(tmp_path / "train.csv", rows)
     out = tmp_path / "run"
     batch = ["--batch-size", "32"] if task == "regression" else []
-    assert run(["-q", "finetune", str(train), "--out", str(out), "--model", "cnn", "--epochs", "4", *batch]) == 0
+    assert (
+        run(["-q", "finetune", str(train), "--out", str(out), "--model", "cnn", "--epochs", "4", *batch]) == 0
+    )
     meta = json.loads((out / "genoml.json").read_text())
     m = json.loads((out / "metrics.json").read_text())
     assert meta["labels"]["task"] == task
@@ -156,32 +233,84 @@ def test_esm_protein_model_finetunes(tmp_path):
     import random
 
     rng = random.Random(0)
-    rows = [("".join(rng.choice("KR" if i % 2 else "DE") for _ in range(6)) + "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(20)),
-             str(i % 2)) for i in range(160)]
+    rows = [
+        (
+            "".join(rng.choice("KR" if i % 2 else "DE") for _ in range(6))
+            + "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(20)),
+            str(i % 2),
+        )
+        for i in range(160)
+    ]
     model = tiny_esm_folder(tmp_path / "esm")
     train = write_csv(tmp_path / "train.csv", rows)
-    assert run(["-q", "finetune", str(train), "--out", str(tmp_path / "r"), "--model", str(model), "--epochs", "3",
-                "--lr", "3e-3", "--no-attention"]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "finetune",
+                str(train),
+                "--out",
+                str(tmp_path / "r"),
+                "--model",
+                str(model),
+                "--epochs",
+                "3",
+                "--lr",
+                "3e-3",
+                "--no-attention",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["test"]["accuracy"] > 0.8
 
 
-@pytest.mark.skipif(not (SHARED / "models" / "sapiens-vh").is_dir(), reason="../shared/models/sapiens-vh absent")
+@pytest.mark.skipif(
+    not (SHARED / "models" / "sapiens-vh").is_dir(), reason="../shared/models/sapiens-vh absent"
+)
 def test_real_pretrained_roberta_finetunes(tmp_path):
     import random
 
     rng = random.Random(0)
-    rows = [("EVQLVESGGGLVQPGG" + "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(12)) + ("KK" if i % 2 else "DD"),
-             str(i % 2)) for i in range(120)]
+    rows = [
+        (
+            "EVQLVESGGGLVQPGG"
+            + "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(12))
+            + ("KK" if i % 2 else "DD"),
+            str(i % 2),
+        )
+        for i in range(120)
+    ]
     train = write_csv(tmp_path / "train.csv", rows)
-    assert run(["-q", "finetune", str(train), "--out", str(tmp_path / "r"), "--model", str(SHARED / "models" / "sapiens-vh"),
-                "--strategy", "lora", "--epochs", "2", "--no-attention", "--no-baselines"]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "finetune",
+                str(train),
+                "--out",
+                str(tmp_path / "r"),
+                "--model",
+                str(SHARED / "models" / "sapiens-vh"),
+                "--strategy",
+                "lora",
+                "--epochs",
+                "2",
+                "--no-attention",
+                "--no-baselines",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "r" / "genoml.json").read_text())["tokenizer"]
 
 
 def test_adapt_steps_pretrains_on_train_split_only(motif_csvs, bert_dir, tmp_path):
     out = tmp_path / "run"
-    finetune(motif_csvs, out, "--model", str(bert_dir), "--epochs", "1", "--adapt-steps", "4", "--no-baselines")
+    finetune(
+        motif_csvs, out, "--model", str(bert_dir), "--epochs", "1", "--adapt-steps", "4", "--no-baselines"
+    )
     adapted = out / "adapted"
     assert (adapted / "config.json").is_file() and (adapted / "genoml.json").is_file()
     meta = json.loads((adapted / "genoml.json").read_text())
@@ -208,8 +337,27 @@ def test_report_has_motif_logos_matching_the_planted_motif(motif_csvs, tmp_path)
 
     train, valid, test = motif_csvs
     out = tmp_path / "run"
-    assert run(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--out", str(out),
-                "--model", "cnn", "--epochs", "8", "--no-baselines"]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "finetune",
+                str(train),
+                "--valid",
+                str(valid),
+                "--test",
+                str(test),
+                "--out",
+                str(out),
+                "--model",
+                "cnn",
+                "--epochs",
+                "8",
+                "--no-baselines",
+            ]
+        )
+        == 0
+    )
     motifs = json.loads((out / "motifs" / "motifs.json").read_text())["motifs"]
     assert motifs and consensus_match(motifs[0]["consensus"], MOTIF)
     assert (out / "motifs" / motifs[0]["logo"]).stat().st_size > 0

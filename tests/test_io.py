@@ -480,4 +480,6 @@ def test_id_registry_finds_duplicates_across_flushes():
 
     reg = IdRegistry(flush_at=3)
     assert [reg.setdefault(f"id{i}", i + 1) for i in range(10)] == list(range(1, 11))
-    assert reg.setdefault("id0", 50) == 1 and reg.setdefault("id9", 51) == 10 and reg.setdefault("new", 52) == 52
+    assert (
+        reg.setdefault("id0", 50) == 1 and reg.setdefault("id9", 51) == 10 and reg.setdefault("new", 52) == 52
+    )

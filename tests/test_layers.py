@@ -56,8 +56,14 @@ def _tiny_model(tmp_path, layers=3):
     from genoml.tokenizers import load_tokenizer
 
     folder = tiny_bert_folder(tmp_path / "bert", layers=layers)
-    return SequenceModel("hf", load_hf_encoder(str(folder)), 2, tokenizer=load_tokenizer(folder), labels=["0", "1"],
-                         task="binary")
+    return SequenceModel(
+        "hf",
+        load_hf_encoder(str(folder)),
+        2,
+        tokenizer=load_tokenizer(folder),
+        labels=["0", "1"],
+        task="binary",
+    )
 
 
 @pytest.mark.parametrize("strategy", ["probe", "partial", "full"])

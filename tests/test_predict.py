@@ -24,15 +24,36 @@ def run_dir(tmp_path_factory):
     write_csv(d / "test.csv", rows[250:])
     model = tiny_bert_folder(d / "bert")
     out = d / "run"
-    rc = main(["-q", "finetune", str(d / "train.csv"), "--valid", str(d / "valid.csv"), "--test", str(d / "test.csv"),
-               "--out", str(out), "--model", str(model), "--epochs", "2", "--no-baselines", "--no-attention",
-               "--window", "24"])  # 24 tokens: the 40-base test sequences need windows
+    rc = main(
+        [
+            "-q",
+            "finetune",
+            str(d / "train.csv"),
+            "--valid",
+            str(d / "valid.csv"),
+            "--test",
+            str(d / "test.csv"),
+            "--out",
+            str(out),
+            "--model",
+            str(model),
+            "--epochs",
+            "2",
+            "--no-baselines",
+            "--no-attention",
+            "--window",
+            "24",
+        ]
+    )  # 24 tokens: the 40-base test sequences need windows
     assert rc == 0
     return out, d
 
 
-MIXED = ">a\nACGTACGTTATAATGCAC\n>empty\n\n>n_rich\nNNNNNNNNNNACGTNNNN\n>long\n" + "ACGT" * 40 + \
-    "\n>bad\nACGTXX!!\n>z\nTTTTGGGGCCCCAAAA\n"
+MIXED = (
+    ">a\nACGTACGTTATAATGCAC\n>empty\n\n>n_rich\nNNNNNNNNNNACGTNNNN\n>long\n"
+    + "ACGT" * 40
+    + "\n>bad\nACGTXX!!\n>z\nTTTTGGGGCCCCAAAA\n"
+)
 MIXED_IDS = ["a", "empty", "n_rich", "long", "bad", "z"]
 
 
@@ -85,7 +106,9 @@ def test_predict_reproduces_test_metrics(run_dir, tmp_path):
     assert again["auroc"] == pytest.approx(saved["auroc"], abs=1e-4)
     ev = tmp_path / "eval"
     assert main(["-q", "evaluate", "--model", str(out), str(d / "test.csv"), "--out", str(ev)]) == 0
-    assert json.loads((ev / "metrics.json").read_text())["eval"]["mcc"] == pytest.approx(saved["mcc"], abs=1e-4)
+    assert json.loads((ev / "metrics.json").read_text())["eval"]["mcc"] == pytest.approx(
+        saved["mcc"], abs=1e-4
+    )
     assert (ev / "report.md").is_file()
 
 
@@ -104,7 +127,9 @@ def test_interrupted_output_leaves_no_file(run_dir, tmp_path, monkeypatch):
         return original(*args, **kw)
 
     monkeypatch.setattr(predict_mod, "predict_rows", boom)
-    rc = main(["-q", "predict", "--model", str(out), str(d / "test.csv"), "-o", str(target), "--chunk-size", "10"])
+    rc = main(
+        ["-q", "predict", "--model", str(out), str(d / "test.csv"), "-o", str(target), "--chunk-size", "10"]
+    )
     assert rc == 130
     assert not target.exists() and not list(tmp_path.glob("*.tsv*"))
 
@@ -114,6 +139,9 @@ def test_embed_plain_pretrained_and_run(run_dir, tmp_path):
     bert = tiny_bert_folder(tmp_path / "plain")
     for model in (bert, out):
         npz = tmp_path / f"{Path(model).name}.npz"
-        assert main(["-q", "embed", str(d / "test.csv"), "--model", str(model), "-o", str(npz), "--layer", "1"]) == 0
+        assert (
+            main(["-q", "embed", str(d / "test.csv"), "--model", str(model), "-o", str(npz), "--layer", "1"])
+            == 0
+        )
         z = np.load(npz)
         assert z["embeddings"].shape == (50, 32) and list(z["ids"][:2]) == ["row1", "row2"]

@@ -48,7 +48,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("genoml.report._plots_section", lambda *a, **k: "## Plots\n\n(skipped in this test)")
         bert = tiny_bert_folder(d / "bert_base")
-        for name, model in (("cnn", "cnn"), ("cnn-shallow", "cnn-shallow"), ("kmer-linear", "kmer-linear"), ("bert", str(bert))):
+        for name, model in (
+            ("cnn", "cnn"),
+            ("cnn-shallow", "cnn-shallow"),
+            ("kmer-linear", "kmer-linear"),
+            ("bert", str(bert)),
+        ):
             out[name] = d / name
             assert (
                 main(

@@ -280,14 +280,36 @@ def test_bpe_tokenizer_learned_from_the_corpus_then_finetune(tmp_path, dna_fasta
     enc = tok.encode("ACGTTGCACGTTGC")
     assert AutoTokenizer.from_pretrained(out)("ACGTTGCACGTTGC").input_ids == enc.ids
     content = [o for o, sp in zip(enc.offsets, enc.special_mask) if not sp]
-    assert content[0][0] == 0 and content[-1][1] == 14 and all(a[1] == b[0] for a, b in zip(content, content[1:]))
+    assert (
+        content[0][0] == 0
+        and content[-1][1] == 14
+        and all(a[1] == b[0] for a, b in zip(content, content[1:]))
+    )
     meta = json.loads((out / "genoml.json").read_text())
     assert meta["tokenizer"] == "bpe:40"
-    rows = "sequence,label\n" + "".join(f"{'ACGTTGC' * 4 if i % 2 else 'GGCCAAT' * 4},{i % 2}\n" for i in range(40))
+    rows = "sequence,label\n" + "".join(
+        f"{'ACGTTGC' * 4 if i % 2 else 'GGCCAAT' * 4},{i % 2}\n" for i in range(40)
+    )
     (tmp_path / "train.csv").write_text(rows)
     ft = tmp_path / "ft"
-    assert main(["-q", "finetune", str(tmp_path / "train.csv"), "--model", str(out), "--out", str(ft), "--epochs",
-                 "1", "--no-baselines", "--no-attention"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "finetune",
+                str(tmp_path / "train.csv"),
+                "--model",
+                str(out),
+                "--out",
+                str(ft),
+                "--epochs",
+                "1",
+                "--no-baselines",
+                "--no-attention",
+            ]
+        )
+        == 0
+    )
     assert json.loads((ft / "genoml.json").read_text())["source_model"] == str(out)
 
 

@@ -18,8 +18,34 @@ def test_baseline_warning_rule():
 
 def test_cli_pretrain_esm_arch_and_warning_in_genoml_json(tmp_path, dna_fasta):  # noqa: F811
     out = tmp_path / "esm"
-    assert main(["-q", "pretrain", *dna_fasta, "--arch", "esm", "--dropout", "0", "--preset", "tiny", "--window", "32",
-                 "--max-steps", "2", "--batch-size", "8", "--eval-every", "2", "--eval-fraction", "0.2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "pretrain",
+                *dna_fasta,
+                "--arch",
+                "esm",
+                "--dropout",
+                "0",
+                "--preset",
+                "tiny",
+                "--window",
+                "32",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--eval-every",
+                "2",
+                "--eval-fraction",
+                "0.2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "genoml.json").read_text())
     assert meta["arch"] == "esm" and meta["config"]["dropout"] == 0.0
     acc, ctx = meta["heldout"]["masked_acc"], meta["heldout"]["baselines"]["context_acc"]

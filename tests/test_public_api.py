@@ -16,8 +16,13 @@ def test_api_round_trip(tmp_path):
     records = list(genoml.read_records(genoml.InputSpec(path=str(csv))))
     assert len(records) == 60 and records[0].label in ("0", "1")
     assert genoml.build_tokenizer("kmer:3").encode("ACGTA")  # ids of the 3-mers (+ specials)
-    cfg = genoml.FinetuneConfig(data=genoml.DataConfig(train=str(csv)), out=str(tmp_path / "run"), model="kmer-linear",
-                                baselines=False, attention=False)
+    cfg = genoml.FinetuneConfig(
+        data=genoml.DataConfig(train=str(csv)),
+        out=str(tmp_path / "run"),
+        model="kmer-linear",
+        baselines=False,
+        attention=False,
+    )
     genoml.run_finetune(cfg)
     predictor, meta = genoml.load_predictor(tmp_path / "run")
     probs = predictor.scores([r.seq for r in records[:4]])

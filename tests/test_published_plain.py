@@ -55,8 +55,12 @@ def published(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(name.replace("-", "_"))
     folder = _published_folder(name, d / "model")
     rows = planted_motif_rows(40, length=30, seed=3) if MODELS[name] == "dna" else _protein_rows(40)
-    data = (write_csv(d / "train.csv", rows[:24]), write_csv(d / "valid.csv", rows[24:32]),
-            write_csv(d / "test.csv", rows[32:]), write_fasta(d / "x.fa", rows[32:]))
+    data = (
+        write_csv(d / "train.csv", rows[:24]),
+        write_csv(d / "valid.csv", rows[24:32]),
+        write_csv(d / "test.csv", rows[32:]),
+        write_fasta(d / "x.fa", rows[32:]),
+    )
     return name, folder, data
 
 
@@ -65,9 +69,29 @@ def test_plain_published_model_end_to_end(published, strategy, tmp_path, capsys,
     name, folder, (train, valid, test, fa) = published
     monkeypatch.setattr("genoml.finetune._write_reports", lambda *a, **k: None)  # plots are tested elsewhere
     run = tmp_path / "run"
-    rc = main(["-q", "finetune", str(train), "--valid", str(valid), "--test", str(test), "--model", str(folder),
-               "--strategy", strategy, "--epochs", "1", "--batch-size", "8", "--no-baselines", "--no-attention",
-               "--out", str(run)])
+    rc = main(
+        [
+            "-q",
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--test",
+            str(test),
+            "--model",
+            str(folder),
+            "--strategy",
+            strategy,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-baselines",
+            "--no-attention",
+            "--out",
+            str(run),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     meta = json.loads((run / "genoml.json").read_text())
     assert meta["arch"] == "hf" and meta["strategy"] == strategy
@@ -76,6 +100,22 @@ def test_plain_published_model_end_to_end(published, strategy, tmp_path, capsys,
     assert main(["-q", "embed", str(fa), "--model", str(run), "-o", str(tmp_path / "e.npz")]) == 0
     emb = np.load(tmp_path / "e.npz")["embeddings"]
     assert emb.shape == (8, json.loads((folder / "config.json").read_text())["hidden_size"])
-    assert main(["-q", "attention", str(fa), "--model", str(run), "--out", str(tmp_path / "att"), "--limit", "1",
-                 "--method", "attention,grad-input"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "-q",
+                "attention",
+                str(fa),
+                "--model",
+                str(run),
+                "--out",
+                str(tmp_path / "att"),
+                "--limit",
+                "1",
+                "--method",
+                "attention,grad-input",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert list((tmp_path / "att").glob("*attention.npz"))

@@ -223,7 +223,9 @@ def test_model_card_contains_metrics_licence_and_usage(tmp_path, binary_run):
     assert f"test MCC = {metrics['test']['mcc']:.4f} [{lo:.4f}, {hi:.4f}]" in text
     assert f"| valid | {metrics['valid']['mcc']:.4f}" in text
     assert "GUE prom_core_tata" in text and "inherits its licence: **MIT**" in text
-    here = tmp_path / "promoter-model"  # issue 12: the usage names the real --out path, not only its last part
+    here = (
+        tmp_path / "promoter-model"
+    )  # issue 12: the usage names the real --out path, not only its last part
     assert f"genoml predict --model {here} in.fa" in text
     assert f'AutoModel.from_pretrained("{here}")' in text
     assert "5 evaluation sequences also occur in the training data" in text
@@ -231,16 +233,35 @@ def test_model_card_contains_metrics_licence_and_usage(tmp_path, binary_run):
 
 def test_model_card_licence_paragraph_and_interrupted_banner(tmp_path, binary_run):
     metrics, _, _ = binary_run
-    licence = ("Genome sequences are public NCBI/INSDC records; full provenance: `PROVENANCE.txt` of the "
-               "corpus folder. The model weights are released under genoml's licence (MIT).")
-    text = write_model_card(tmp_path / "runs" / "demo", settings={"arch": "hf", "task": "binary"}, metrics=metrics,
-                            source_model="m", licence=licence, data_description="d", stopped="interrupted").read_text()
-    assert "`PROVENANCE.txt` of the corpus folder. The model weights are released under genoml's licence (MIT)." in text
+    licence = (
+        "Genome sequences are public NCBI/INSDC records; full provenance: `PROVENANCE.txt` of the "
+        "corpus folder. The model weights are released under genoml's licence (MIT)."
+    )
+    text = write_model_card(
+        tmp_path / "runs" / "demo",
+        settings={"arch": "hf", "task": "binary"},
+        metrics=metrics,
+        source_model="m",
+        licence=licence,
+        data_description="d",
+        stopped="interrupted",
+    ).read_text()
+    assert (
+        "`PROVENANCE.txt` of the corpus folder. The model weights are released under genoml's licence (MIT)."
+        in text
+    )
     assert "of the**" not in text
     assert "**Interrupted run.**" in text
     assert f"genoml predict --model {tmp_path / 'runs' / 'demo'} in.fa" in text
-    report = write_report(tmp_path / "r", metrics=metrics, history=[], settings={}, predictions=None, baselines=None,
-                          stopped="interrupted").read_text()
+    report = write_report(
+        tmp_path / "r",
+        metrics=metrics,
+        history=[],
+        settings={},
+        predictions=None,
+        baselines=None,
+        stopped="interrupted",
+    ).read_text()
     assert "**Interrupted run.**" in report
 
 

@@ -105,8 +105,12 @@ def test_positive_class_rules():
 
 
 def test_curve_rows_read_the_trainer_history():
-    history = [{"event": "train", "step": 1, "loss": 0.7}, {"event": "eval", "step": 1, "mcc": 0.2, "labels": []},
-               {"event": "train", "step": 2, "loss": 0.5}, {"event": "eval", "step": 2, "mcc": 0.4}]
+    history = [
+        {"event": "train", "step": 1, "loss": 0.7},
+        {"event": "eval", "step": 1, "mcc": 0.2, "labels": []},
+        {"event": "train", "step": 2, "loss": 0.5},
+        {"event": "eval", "step": 2, "mcc": 0.4},
+    ]
     rows, x = curve_rows(history)
     assert x == "step" and [r.get("train_loss") for r in rows if "train_loss" in r] == [0.7, 0.5]
     assert [r["valid_mcc"] for r in rows if "valid_mcc" in r] == [0.2, 0.4]
@@ -136,8 +140,22 @@ def bed_data(tmp_path_factory) -> dict[str, Path]:
 
 def _bed_run(bed_data, tmp_path, capsys, *extra):
     out = tmp_path / "run"
-    rc, _, err = run_cli(["finetune", "--bed", str(bed_data["bed"]), "--genome", str(bed_data["genome"]),
-                          "--label-column", "5", "--out", str(out), *FAST, *extra], capsys)
+    rc, _, err = run_cli(
+        [
+            "finetune",
+            "--bed",
+            str(bed_data["bed"]),
+            "--genome",
+            str(bed_data["genome"]),
+            "--label-column",
+            "5",
+            "--out",
+            str(out),
+            *FAST,
+            *extra,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -180,8 +198,9 @@ def test_split_by_similarity_keeps_near_duplicates_together(tmp_path, capsys):
     assert rc == 0, err
     random_near = json.loads((out / "metrics.json").read_text())["test"]["duplicates_with_train"]["near"]
     assert random_near > 0 and "near-duplicates of training sequences" in (out / "report.md").read_text()
-    rc, _, err = run_cli(["finetune", str(data), "--out", str(out), "--force", "--split-by", "similarity", *FAST],
-                         capsys)
+    rc, _, err = run_cli(
+        ["finetune", str(data), "--out", str(out), "--force", "--split-by", "similarity", *FAST], capsys
+    )
     assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["duplicates_with_train"]["near"] == 0
@@ -196,14 +215,17 @@ def test_positive_class_flag_orders_labels_and_is_stated(tmp_path, capsys):
     assert rc == 0, err
     assert json.loads((out / "genoml.json").read_text())["labels"]["names"] == ["AMP", "TM"]
     assert "| positive_class | TM (--positive-class" in (out / "report.md").read_text()
-    rc, _, err = run_cli(["finetune", str(data), "--out", str(out), "--force", "--positive-class", "AMP", *FAST], capsys)
+    rc, _, err = run_cli(
+        ["finetune", str(data), "--out", str(out), "--force", "--positive-class", "AMP", *FAST], capsys
+    )
     assert rc == 0, err
     assert json.loads((out / "genoml.json").read_text())["labels"]["names"] == ["TM", "AMP"]
     pred = list(csv.DictReader(open(out / "predictions_test.tsv"), delimiter="\t"))
     assert list(pred[0]) == ["id", "true_label", "predicted", "prob_TM", "prob_AMP"]
     assert all(r["true_label"] in ("AMP", "TM") and r["predicted"] in ("AMP", "TM") for r in pred)
-    rc, _, err = run_cli(["finetune", str(data), "--out", str(tmp_path / "x"), "--positive-class", "nope", *FAST],
-                         capsys)
+    rc, _, err = run_cli(
+        ["finetune", str(data), "--out", str(tmp_path / "x"), "--positive-class", "nope", *FAST], capsys
+    )
     assert rc == 2 and "--positive-class 'nope': not a label" in err and not (tmp_path / "x").exists()
 
 
@@ -228,4 +250,8 @@ def test_predict_jsonl_writes_numbers(tmp_path, capsys):
     rc, stdout, err = run_cli(["predict", "-m", str(out), str(data), "--format", "jsonl"], capsys)
     assert rc == 0, err
     row = json.loads(stdout.splitlines()[0])
-    assert isinstance(row["prob_0"], float) and isinstance(row["n_windows"], int) and isinstance(row["prediction"], str)
+    assert (
+        isinstance(row["prob_0"], float)
+        and isinstance(row["n_windows"], int)
+        and isinstance(row["prediction"], str)
+    )

@@ -42,7 +42,11 @@ def check_encoding(enc, seq: str, full: bool) -> None:
 
 
 @FUZZ
-@given(spec=st.sampled_from([*SPECS, "hf"] if SAPIENS.is_dir() else SPECS), seq=TEXT, max_tokens=st.integers(3, 40))
+@given(
+    spec=st.sampled_from([*SPECS, "hf"] if SAPIENS.is_dir() else SPECS),
+    seq=TEXT,
+    max_tokens=st.integers(3, 40),
+)
 def test_encode_never_raises_and_offsets_cover(spec, seq, max_tokens):
     tok = tokenizer(spec)
     full = tok.encode(seq)

@@ -231,8 +231,17 @@ def test_schedule_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
         return get_batch(step, rank, world)
 
     monkeypatch.setattr(train_mod, "time", FakeTime)
-    _, res = fit(tmp_path, "run", batch_fn=ticking_batch, max_steps=1000, time_budget_s=10.0, eval_every=100,
-                 checkpoint_every=100, log_every=1, warmup_ratio=0.1)
+    _, res = fit(
+        tmp_path,
+        "run",
+        batch_fn=ticking_batch,
+        max_steps=1000,
+        time_budget_s=10.0,
+        eval_every=100,
+        checkpoint_every=100,
+        log_every=1,
+        warmup_ratio=0.1,
+    )
     lrs = [h["lr"] for h in res.history if h["event"] == "train"]
     assert res.stopped_reason == "time_budget" and 9 <= res.steps <= 11
     assert lrs[-1] < 0.15 * max(lrs)  # decayed, not cut off at the peak

@@ -22,14 +22,31 @@ def data(tmp_path_factory):
     rows = planted_motif_rows(240, length=40, seed=11)
     rng = random.Random(0)
     three = [(s, lab if rng.random() < 0.7 else "2") for s, lab in rows]  # another task: 3 labels
-    return {"train": write_csv(d / "train.csv", rows[:180]), "valid": write_csv(d / "valid.csv", rows[180:]),
-            "train3": write_csv(d / "train3.csv", three[:180]), "valid3": write_csv(d / "valid3.csv", three[180:])}
+    return {
+        "train": write_csv(d / "train.csv", rows[:180]),
+        "valid": write_csv(d / "valid.csv", rows[180:]),
+        "train3": write_csv(d / "train3.csv", three[:180]),
+        "valid3": write_csv(d / "valid3.csv", three[180:]),
+    }
 
 
 def finetune(data, out: Path, model: str, *extra: str, three: bool = False) -> int:
     train, valid = (data["train3"], data["valid3"]) if three else (data["train"], data["valid"])
-    return main(["-q", "finetune", str(train), "--valid", str(valid), "--out", str(out), "--model", model,
-                 *COMMON, *extra])
+    return main(
+        [
+            "-q",
+            "finetune",
+            str(train),
+            "--valid",
+            str(valid),
+            "--out",
+            str(out),
+            "--model",
+            model,
+            *COMMON,
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +85,16 @@ def test_cnn_run_is_a_base_with_a_new_head(strategy, data, cnn_base, tmp_path):
         assert not frozen_stem and not frozen_last
     m = json.loads((out / "metrics.json").read_text())
     assert m["parameters"]["trainable"] < m["parameters"]["total"] if strategy != "full" else True
-    assert main(["-q", "predict", str(data["valid3"]), "--model", str(out), "-o", str(tmp_path / "p.tsv")]) == 0
+    assert (
+        main(["-q", "predict", str(data["valid3"]), "--model", str(out), "-o", str(tmp_path / "p.tsv")]) == 0
+    )
 
 
 def test_rnn_and_shallow_runs_are_bases_too(data, tmp_path):
-    for arch, first, last in (("rnn", "encoder.conv.", "encoder.rnn.weight_ih_l1"),
-                              ("cnn-shallow", "encoder.convs.0.", "encoder.convs.2.")):
+    for arch, first, last in (
+        ("rnn", "encoder.conv.", "encoder.rnn.weight_ih_l1"),
+        ("cnn-shallow", "encoder.convs.0.", "encoder.convs.2."),
+    ):
         base = tmp_path / arch
         assert finetune(data, base, arch, "--epochs", "1") == 0
         out = tmp_path / f"{arch}-partial"
@@ -94,7 +115,10 @@ def test_bases_refused_with_the_flag_named(data, cnn_base, tmp_path, capsys):
     assert finetune(data, tmp_path / "c", str(cnn_base), "--strategy", "partial:9") == 2
     assert "partial:1 .. partial:5" in capsys.readouterr().err
     prot = write_csv(tmp_path / "prot.csv", [("MKVLAAGIWWQRS", str(i % 2)) for i in range(40)])
-    assert main(["-q", "finetune", str(prot), "--model", str(cnn_base), "--out", str(tmp_path / "d"), *COMMON]) == 2
+    assert (
+        main(["-q", "finetune", str(prot), "--model", str(cnn_base), "--out", str(tmp_path / "d"), *COMMON])
+        == 2
+    )
     assert "a dna trunk, but the input sequences are protein" in capsys.readouterr().err
 
 
@@ -116,17 +140,41 @@ def test_multitask_trunk_excludes_target_sequences_and_is_a_base(data, tmp_path)
     # a source holding 3 target sequences: one as is, one inside a longer sequence, one reverse-complemented
     from genoml.io import reverse_complement
 
-    leaky = rows[20:120] + [rows[0], ("GG" + rows[1][0] + "CC", rows[1][1]), (reverse_complement(rows[2][0]), "1")]
+    leaky = rows[20:120] + [
+        rows[0],
+        ("GG" + rows[1][0] + "CC", rows[1][1]),
+        (reverse_complement(rows[2][0]), "1"),
+    ]
     src1 = write_csv(tmp_path / "src1.csv", leaky)
     src2 = write_csv(tmp_path / "src2.csv", [(s, "a" if lab == "1" else "b") for s, lab in rows[120:]])
     out = tmp_path / "mt"
-    assert main(["-q", "multitask", f"one={src1}", str(src2), "--exclude", str(target_test), "--out", str(out),
-                 "--epochs", "2", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "multitask",
+                f"one={src1}",
+                str(src2),
+                "--exclude",
+                str(target_test),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "genoml.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     one = metrics["exclusion"]["per_dataset"]["one"]
     assert one["exact"] == 2 and one["contains_target"] == 1 and one["removed"] == 3 and one["total"] == 103
-    assert meta["kind"] == "multitask" and [t["name"] for t in meta["tasks"]] == ["one", f"{tmp_path.name}/src2"]
+    assert meta["kind"] == "multitask" and [t["name"] for t in meta["tasks"]] == [
+        "one",
+        f"{tmp_path.name}/src2",
+    ]
     assert set(weights(out)) >= {"heads.0.net.1.weight", "heads.1.net.1.weight", "encoder.stem.0.weight"}
     ft = tmp_path / "ft"
     assert finetune(data, ft, str(out), "--strategy", "probe", three=True) == 0
@@ -140,5 +188,8 @@ def test_failed_multitask_leaves_no_output(tmp_path):
     src1 = write_csv(tmp_path / "src1.csv", rows)
     src2 = write_csv(tmp_path / "src2.csv", [(s, f"{0.1 * i:.2f}") for i, (s, _) in enumerate(rows)])
     out = tmp_path / "mt"
-    assert main(["-q", "multitask", str(src1), str(src2), "--out", str(out), "--epochs", "1", "--threads", "1"]) == 2
+    assert (
+        main(["-q", "multitask", str(src1), str(src2), "--out", str(out), "--epochs", "1", "--threads", "1"])
+        == 2
+    )
     assert not out.exists()

@@ -48,9 +48,16 @@ def tiny_bert_folder(folder: Path, tokenizer_spec: str = "char", layers: int = 2
 
     tok = build_tokenizer(tokenizer_spec)
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_id,
-                     attention_probs_dropout_prob=0.0)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_id,
+        attention_probs_dropout_prob=0.0,
+    )
     BertForMaskedLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -64,9 +71,18 @@ def tiny_esm_folder(folder: Path, seed: int = 0) -> Path:
 
     tok = build_tokenizer("esm")
     torch.manual_seed(seed)
-    cfg = EsmConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=130, pad_token_id=tok.pad_id,
-                    mask_token_id=tok.mask_id, position_embedding_type="rotary", token_dropout=False)
+    cfg = EsmConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=tok.pad_id,
+        mask_token_id=tok.mask_id,
+        position_embedding_type="rotary",
+        token_dropout=False,
+    )
     EsmForMaskedLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

@@ -107,10 +107,14 @@ def detect(config: dict) -> str | None:
         return None
     model_type = str(config.get("model_type") or "")
     code = _auto_map_names(config)
-    if (model_type == "caduceus" or "modeling_caduceus" in code) and importlib.util.find_spec("mamba_ssm") is None:
+    if (model_type == "caduceus" or "modeling_caduceus" in code) and importlib.util.find_spec(
+        "mamba_ssm"
+    ) is None:
         raise InputError(CADUCEUS_HELP)
     # a run folder saved by genoml names its native model_type
-    found = model_type[len("genoml_"):] if model_type.startswith("genoml_") and model_type[7:] in ARCHS else None
+    found = (
+        model_type[len("genoml_") :] if model_type.startswith("genoml_") and model_type[7:] in ARCHS else None
+    )
     if found is None:
         if "bert_layers" in code or "alibi_starting_size" in config:
             found = "dnabert2"
@@ -118,7 +122,9 @@ def detect(config: dict) -> str | None:
             found = "gena"
         elif "modeling_esm" in code or (model_type == "esm" and "add_bias_fnn" in config):
             found = "ntv2"
-        elif model_type == "hyenadna" or ("d_model" in config and "n_layer" in config and "filter_order" in config):
+        elif model_type == "hyenadna" or (
+            "d_model" in config and "n_layer" in config and "filter_order" in config
+        ):
             found = "hyenadna"
     return found if found is not None and ARCHS[found].available() else None
 
@@ -145,8 +151,14 @@ def register(config_class, model_class) -> None:
         pass
 
 
-def load_native(name: str, folder: str, *, config: dict | None = None, revision: str | None = None,
-                where: str | None = None) -> nn.Module:
+def load_native(
+    name: str,
+    folder: str,
+    *,
+    config: dict | None = None,
+    revision: str | None = None,
+    where: str | None = None,
+) -> nn.Module:
     """The native ``name`` encoder from a local folder or hub id, every checkpoint tensor used (else InputError).
 
     ``config`` is the folder's config.json as a dict (read here when None, local folders only)."""
@@ -184,7 +196,9 @@ def check_loading(info: dict, *, where: str, arch: str, fix: str | None = None) 
         return
     parts = []
     if unused:
-        parts.append(f"{len(unused)} checkpoint tensor(s) unused ({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})")
+        parts.append(
+            f"{len(unused)} checkpoint tensor(s) unused ({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})"
+        )
     if missing:
         parts.append(
             f"{len(missing)} model tensor(s) absent from the checkpoint, would stay random "
@@ -197,4 +211,6 @@ def check_loading(info: dict, *, where: str, arch: str, fix: str | None = None) 
         "config.json; for a model that ships modeling code genoml does not implement (see `genoml models`), "
         "pass --trust-remote-code (with --revision <commit> for a hub id)"
     )
-    raise InputError(f"--model {where}: loading as {arch} would be silently wrong: {'; '.join(parts)}. Fix: {fix}")
+    raise InputError(
+        f"--model {where}: loading as {arch} would be silently wrong: {'; '.join(parts)}. Fix: {fix}"
+    )

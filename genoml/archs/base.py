@@ -10,8 +10,15 @@ from __future__ import annotations
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-FOREIGN_KEYS = ("auto_map", "model_type", "architectures", "_name_or_path", "transformers_version", "torch_dtype",
-                "dtype")
+FOREIGN_KEYS = (
+    "auto_map",
+    "model_type",
+    "architectures",
+    "_name_or_path",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+)
 
 
 class NativeConfig(PretrainedConfig):

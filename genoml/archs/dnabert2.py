@@ -24,16 +24,31 @@ from transformers.modeling_outputs import BaseModelOutput
 from genoml.archs.base import NativeConfig, NativePreTrainedModel
 from genoml.errors import InputError
 
-ALIBI_MAX_TOKENS = 2048  # default window for genoml: ALiBi has no position table (alibi_starting_size is a cache size)
+ALIBI_MAX_TOKENS = (
+    2048  # default window for genoml: ALiBi has no position table (alibi_starting_size is a cache size)
+)
 
 
 class DNABert2Config(NativeConfig):
     model_type = "genoml_dnabert2"
 
-    def __init__(self, vocab_size=4096, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.0,
-                 max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
-                 alibi_starting_size=512, pad_token_id=0, **kwargs):
+    def __init__(
+        self,
+        vocab_size=4096,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        alibi_starting_size=512,
+        pad_token_id=0,
+        **kwargs,
+    ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -78,7 +93,9 @@ def alibi_bias(n_heads: int, size: int, device=None) -> torch.Tensor:
 class DNABert2Embeddings(nn.Module):
     def __init__(self, config: DNABert2Config):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -193,8 +210,16 @@ class DNABert2Model(NativePreTrainedModel):
             cache = self._alibi = alibi_bias(self.config.num_attention_heads, size, device)
         return cache[:, :, :n, :n]
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_attentions=False,
-                output_hidden_states=False, return_dict=True, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+        **kwargs,
+    ) -> BaseModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:

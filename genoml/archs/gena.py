@@ -33,11 +33,26 @@ from genoml.errors import InputError
 class GenaConfig(NativeConfig):
     model_type = "genoml_gena"
 
-    def __init__(self, vocab_size=32000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                 max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
-                 pad_token_id=3, pre_layer_norm=True, last_layer_norm=None, position_embedding_type="absolute",
-                 **kwargs):
+    def __init__(
+        self,
+        vocab_size=32000,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        pad_token_id=3,
+        pre_layer_norm=True,
+        last_layer_norm=None,
+        position_embedding_type="absolute",
+        **kwargs,
+    ):
         sparse = kwargs.get("sparse_config_cls") or kwargs.get("sparse_attention")
         if sparse:
             raise InputError(
@@ -71,13 +86,17 @@ class GenaConfig(NativeConfig):
         self.last_layer_norm = self.pre_layer_norm if last_layer_norm is None else bool(last_layer_norm)
         self.position_embedding_type = position_embedding_type
         if self.last_layer_norm and not self.pre_layer_norm:
-            raise InputError("config.json: last_layer_norm needs pre_layer_norm (as in GENA-LM's modeling_bert.py)")
+            raise InputError(
+                "config.json: last_layer_norm needs pre_layer_norm (as in GENA-LM's modeling_bert.py)"
+            )
 
 
 class GenaEmbeddings(nn.Module):
     def __init__(self, config: GenaConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -108,11 +127,15 @@ class GenaSelfAttention(nn.Module):
 
     def forward(self, h, mask, output_attentions):
         b, n, _ = h.shape
-        q, k, v = (lin(h).view(b, n, self.heads, self.head_dim).transpose(1, 2)
-                   for lin in (self.query, self.key, self.value))  # (B, heads, L, d) each
+        q, k, v = (
+            lin(h).view(b, n, self.heads, self.head_dim).transpose(1, 2)
+            for lin in (self.query, self.key, self.value)
+        )  # (B, heads, L, d) each
         p = self.p_dropout if self.training else 0.0
         if output_attentions:
-            probs = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + mask).softmax(-1)  # (B, heads, L, L)
+            probs = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + mask).softmax(
+                -1
+            )  # (B, heads, L, L)
             out = F.dropout(probs, p, self.training) @ v
         else:
             probs = None
@@ -207,8 +230,16 @@ class GenaModel(NativePreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_attentions=False,
-                output_hidden_states=False, return_dict=True, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+        **kwargs,
+    ) -> BaseModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:

@@ -43,13 +43,36 @@ SHORT_FILTER_PADDING = 2  # hard-coded in the published HyenaOperator (causal fo
 
 class HyenaDNAConfig(NativeConfig):
     model_type = "genoml_hyenadna"
-    attribute_map = {"hidden_size": "d_model", "num_hidden_layers": "n_layer", "max_position_embeddings": "max_seq_len"}
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_hidden_layers": "n_layer",
+        "max_position_embeddings": "max_seq_len",
+    }
 
-    def __init__(self, vocab_size=12, d_model=256, d_inner=None, use_bias=True, train_freq=True, max_seq_len=1024,
-                 emb_dim=3, n_layer=12, num_inner_mlps=2, hyena_order=2, short_filter_order=3, filter_order=64,
-                 activation_freq=1, embed_dropout=0.1, hyena_dropout=0.0, hyena_filter_dropout=0.0,
-                 layer_norm_epsilon=1e-5, initializer_range=0.02, pad_vocab_size_multiple=8, pad_token_id=4,
-                 **kwargs):
+    def __init__(
+        self,
+        vocab_size=12,
+        d_model=256,
+        d_inner=None,
+        use_bias=True,
+        train_freq=True,
+        max_seq_len=1024,
+        emb_dim=3,
+        n_layer=12,
+        num_inner_mlps=2,
+        hyena_order=2,
+        short_filter_order=3,
+        filter_order=64,
+        activation_freq=1,
+        embed_dropout=0.1,
+        hyena_dropout=0.0,
+        hyena_filter_dropout=0.0,
+        layer_norm_epsilon=1e-5,
+        initializer_range=0.02,
+        pad_vocab_size_multiple=8,
+        pad_token_id=4,
+        **kwargs,
+    ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.d_model = d_model
@@ -105,7 +128,9 @@ class HyenaSin(nn.Module):
 
     def __init__(self, config: HyenaDNAConfig, owner: HyenaSin | None = None):
         super().__init__()
-        object.__setattr__(self, "_owner", owner)  # a plain reference: not a submodule, no second state-dict key
+        object.__setattr__(
+            self, "_owner", owner
+        )  # a plain reference: not a submodule, no second state-dict key
         if owner is None:
             freq = config.activation_freq * torch.ones(1, config.filter_order)
             if config.train_freq:
@@ -146,7 +171,9 @@ class HyenaPositionalEmbedding(nn.Module):
 class HyenaExponentialModulation(nn.Module):
     """Window on the filter: h * (exp(-t |deltas|) + shift); deltas (1, 1, d) from fast/slow decay rates."""
 
-    def __init__(self, d_model: int, fast_decay_pct=0.3, slow_decay_pct=1.5, target=1e-2, shift: float = 0.05):
+    def __init__(
+        self, d_model: int, fast_decay_pct=0.3, slow_decay_pct=1.5, target=1e-2, shift: float = 0.05
+    ):
         super().__init__()
         self.d_model, self.fast, self.slow, self.target = d_model, fast_decay_pct, slow_decay_pct, target
         self.shift = shift
@@ -295,8 +322,16 @@ class HyenaDNAModel(NativePreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.backbone.embeddings.word_embeddings = value
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_attentions=False,
-                output_hidden_states=False, return_dict=True, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+        **kwargs,
+    ) -> BaseModelOutput:
         """input_ids (B, L) | inputs_embeds (B, L, d), attention_mask (B, L) right-padded -> (B, L, d)."""
         if output_attentions:
             raise InputError(

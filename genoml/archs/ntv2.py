@@ -38,11 +38,26 @@ MASK_RATIO_TRAIN = 0.15 * 0.8  # hard-coded in ESM / NT: the fraction of <mask> 
 class NTv2Config(NativeConfig):
     model_type = "genoml_ntv2"
 
-    def __init__(self, vocab_size=4107, mask_token_id=2, pad_token_id=1, hidden_size=512, num_hidden_layers=12,
-                 num_attention_heads=16, intermediate_size=2048, hidden_dropout_prob=0.0,
-                 attention_probs_dropout_prob=0.0, max_position_embeddings=2050, initializer_range=0.02,
-                 layer_norm_eps=1e-12, position_embedding_type="rotary", emb_layer_norm_before=False,
-                 token_dropout=False, add_bias_fnn=True, **kwargs):
+    def __init__(
+        self,
+        vocab_size=4107,
+        mask_token_id=2,
+        pad_token_id=1,
+        hidden_size=512,
+        num_hidden_layers=12,
+        num_attention_heads=16,
+        intermediate_size=2048,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=2050,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        position_embedding_type="rotary",
+        emb_layer_norm_before=False,
+        token_dropout=False,
+        add_bias_fnn=True,
+        **kwargs,
+    ):
         kwargs.pop("use_cache", None)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
@@ -123,9 +138,13 @@ class NTv2ContactHead(nn.Module):
 class NTv2Embeddings(nn.Module):
     def __init__(self, config: NTv2Config):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.layer_norm = (
-            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.emb_layer_norm_before else None
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            if config.emb_layer_norm_before
+            else None
         )
         self.absolute = config.position_embedding_type == "absolute"
         if self.absolute:
@@ -197,7 +216,9 @@ class NTv2SelfAttention(nn.Module):
             out = F.dropout(probs, p, self.training) @ v
         else:
             probs = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias.to(q.dtype), dropout_p=p, scale=1.0)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask_bias.to(q.dtype), dropout_p=p, scale=1.0
+            )
         b, _, n, _ = out.shape
         return out.transpose(1, 2).reshape(b, n, -1), probs
 
@@ -282,7 +303,8 @@ class NTv2Model(NativePreTrainedModel):
         self.contact_head = NTv2ContactHead(config)
         if config.position_embedding_type == "rotary":
             self._keys_to_ignore_on_load_missing = [
-                *self._keys_to_ignore_on_load_missing, r"^embeddings\.position_embeddings\.weight$"
+                *self._keys_to_ignore_on_load_missing,
+                r"^embeddings\.position_embeddings\.weight$",
             ]
         self.post_init()
 
@@ -301,8 +323,16 @@ class NTv2Model(NativePreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_attentions=False,
-                output_hidden_states=False, return_dict=True, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+        **kwargs,
+    ) -> BaseModelOutput:
         """input_ids (B, L) | inputs_embeds (B, L, H), attention_mask (B, L) -> last_hidden_state (B, L, H)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
@@ -311,7 +341,9 @@ class NTv2Model(NativePreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones(b, n, dtype=torch.long, device=device)
         h = self.embeddings(input_ids, inputs_embeds, attention_mask)  # (B, L, H)
-        mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min  # (B,1,1,L)
+        mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(
+            h.dtype
+        ).min  # (B,1,1,L)
         hidden, attentions = [], []
         for layer in self.encoder.layer:
             hidden.append(h)
