@@ -21,6 +21,21 @@ from genoml.presets import PRESETS
 
 log = logging.getLogger("genoml")
 
+
+# options shared by several commands (one definition, one help text)
+DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")]
+PrecisionOpt = Annotated[
+    str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
+]
+BatchTokensOpt = Annotated[
+    int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
+]
+RevisionOpt = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")]
+TrustRemoteCodeOpt = Annotated[
+    bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
+]
+ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch.")]
+
 app = typer.Typer(
     name="genoml",
     help="Transfer learning on DNA and protein sequences: pretrain, fine-tune, predict, interpret.",
@@ -95,10 +110,8 @@ def finetune(
             "(e.g. embedded:partial:2,runs/mt:full)."
         ),
     ] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-    ] = False,
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
     strategy: Annotated[str, typer.Option(help="probe | partial:N | lora | full.")] = "full",
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
     head: Annotated[str, typer.Option(help="linear | mlp.")] = "linear",
@@ -156,8 +169,8 @@ def finetune(
         float | None,
         typer.Option(help="Minutes of training (--model auto: for all candidates together; default 5)."),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = "auto",
     baselines: Annotated[
         bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")
     ] = True,
@@ -274,7 +287,7 @@ def pretrain(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    device: DeviceOpt = "auto",
     compile: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")
     ] = False,
@@ -358,7 +371,7 @@ def multitask(
     ] = 0.05,
     time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: ThreadsOpt = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
 ) -> None:
     """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
@@ -407,26 +420,19 @@ def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
     format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU)."),
-    ] = "auto",
-    batch_tokens: Annotated[
-        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
-    ] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_tokens: BatchTokensOpt = None,
     chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: ThreadsOpt = None,
     strict: Annotated[
         bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")
     ] = False,
     bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-    ] = False,
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
     from genoml.checks import check_threads
@@ -464,18 +470,11 @@ def evaluate(
     labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label for FASTA input.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml evaluate --out.")] = False,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU)."),
-    ] = "auto",
-    batch_tokens: Annotated[
-        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
-    ] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-    ] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_tokens: BatchTokensOpt = None,
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
     from genoml.evaluate import run_evaluate
@@ -504,18 +503,11 @@ def embed(
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
     pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU)."),
-    ] = "auto",
-    batch_tokens: Annotated[
-        int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
-    ] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-    ] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_tokens: BatchTokensOpt = None,
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
     from genoml.embed import run_embed
@@ -555,11 +547,9 @@ def attention(
     ] = None,
     genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an earlier genoml attention --out.")] = False,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-    ] = False,
+    device: DeviceOpt = "auto",
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
     from genoml.attention import run_attention
@@ -616,8 +606,8 @@ def bench(
     reuse: Annotated[
         bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")
     ] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")] = "auto",
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = "auto",
     rc: Annotated[
         str,
         typer.Option(
