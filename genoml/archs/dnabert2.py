@@ -197,12 +197,6 @@ class DNABert2Model(NativePreTrainedModel):
         self._alibi: torch.Tensor | None = None  # (1, heads, S, S) cache, rebuilt when a longer input comes
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
     def _alibi_for(self, n: int, device) -> torch.Tensor:
         cache = self._alibi
         if cache is None or cache.shape[-1] < n or cache.device != torch.device(device):
@@ -220,13 +214,8 @@ class DNABert2Model(NativePreTrainedModel):
         return_dict=True,
         **kwargs,
     ) -> BaseModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids and inputs_embeds")
-        if inputs_embeds is None:
-            inputs_embeds = self.embeddings.word_embeddings(input_ids)  # (B, L, H)
-        b, n = inputs_embeds.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones(b, n, dtype=torch.long, device=inputs_embeds.device)
+        inputs_embeds, attention_mask = self.embedded_inputs(input_ids, inputs_embeds, attention_mask)
+        n = inputs_embeds.shape[1]
         keep = attention_mask.to(inputs_embeds.dtype).unsqueeze(-1)  # (B, L, 1)
         pad_bias = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0  # (B, 1, 1, L) float32
         bias = pad_bias + self._alibi_for(n, inputs_embeds.device)  # (B, heads, L, L)

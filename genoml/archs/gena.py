@@ -224,12 +224,6 @@ class GenaModel(NativePreTrainedModel):
         if isinstance(module, GenaEmbeddings):  # a buffer, not a weight: rebuilt where a load left it unset
             module.position_ids.copy_(torch.arange(module.position_ids.shape[1]).expand((1, -1)))
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
     def forward(
         self,
         input_ids=None,
@@ -240,13 +234,7 @@ class GenaModel(NativePreTrainedModel):
         return_dict=True,
         **kwargs,
     ) -> BaseModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids and inputs_embeds")
-        if inputs_embeds is None:
-            inputs_embeds = self.embeddings.word_embeddings(input_ids)  # (B, L, H)
-        b, n = inputs_embeds.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones(b, n, dtype=torch.long, device=inputs_embeds.device)
+        inputs_embeds, attention_mask = self.embedded_inputs(input_ids, inputs_embeds, attention_mask)
         dtype = inputs_embeds.dtype
         mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, L)
         h = self.embeddings(inputs_embeds)

@@ -317,12 +317,6 @@ class NTv2Model(NativePreTrainedModel):
         else:
             super()._init_weights(module)
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
     def forward(
         self,
         input_ids=None,
