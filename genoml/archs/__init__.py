@@ -84,6 +84,14 @@ ARCHS: dict[str, Arch] = {
         "(tests/test_archs_ntv2_hyena.py); hidden states bit-equal to the published modeling_hyena.py on a tiny "
         "random checkpoint (checked outside the test suite, which ships no published code)",
     ),
+    "convlm": Arch(
+        "convlm",
+        "genoml.archs.convlm",
+        "genoml ConvLM (genoml pretrain --arch cnn): dilated residual CNN masked LM, no attention",
+        "model_type genoml_convlm (folders written by genoml pretrain)",
+        "genoml char / esm tokenizers, [CLS] seq [SEP]",
+        "padding exactness, receptive field of the dilations, every tensor reloads (tests/test_convlm.py)",
+    ),
 }
 
 
@@ -134,21 +142,24 @@ def native_module(name: str):
     if name not in ARCHS:
         raise InputError(f"unknown native architecture {name!r}; known: {', '.join(ARCHS)}")
     module = importlib.import_module(ARCHS[name].module)
-    register(module.CONFIG_CLASS, module.MODEL_CLASS)
+    register(module.CONFIG_CLASS, module.MODEL_CLASS, getattr(module, "MLM_CLASS", None))
     return module
 
 
-def register(config_class, model_class) -> None:
-    """Make ``AutoConfig``/``AutoModel`` build the native classes for their ``model_type`` (idempotent)."""
-    from transformers import AutoConfig, AutoModel
+def register(config_class, model_class, mlm_class=None) -> None:
+    """Make ``AutoConfig``/``AutoModel`` (and ``AutoModelForMaskedLM`` for an architecture genoml pretrains) build
+    the native classes for their ``model_type`` (idempotent)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     if config_class.model_type not in CONFIG_MAPPING:
         AutoConfig.register(config_class.model_type, config_class)
-    try:
-        AutoModel.register(config_class, model_class)
-    except ValueError:  # already registered
-        pass
+    for auto, cls in ((AutoModel, model_class), (AutoModelForMaskedLM, mlm_class)):
+        try:
+            if cls is not None:
+                auto.register(config_class, cls)
+        except ValueError:  # already registered
+            pass
 
 
 def load_native(

@@ -1,0 +1,80 @@
+"""genoml's convolutional masked LM (`pretrain --arch cnn`): padding exactness, dilations, native reload, and the
+pretrain -> finetune path through the CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genoml.archs.convlm import ConvLMConfig, ConvLMForMaskedLM, ConvLMModel
+
+
+def tiny(**kw) -> ConvLMConfig:
+    return ConvLMConfig(
+        vocab_size=10, hidden_size=16, num_hidden_layers=5, kernel_size=3, max_dilation=4, **kw
+    )
+
+
+def test_dilations_double_then_repeat():
+    assert [tiny().dilation(i) for i in range(7)] == [1, 2, 4, 1, 2, 4, 1]
+    assert [ConvLMConfig(max_dilation=1).dilation(i) for i in range(3)] == [1, 1, 1]
+
+
+def test_right_padding_does_not_change_real_positions():
+    torch.manual_seed(0)
+    model = ConvLMForMaskedLM(tiny(hidden_dropout_prob=0.0)).eval()
+    ids = torch.randint(2, 10, (3, 11))  # (B, L)
+    alone = model(input_ids=ids).logits  # (B, L, V)
+    padded = torch.cat([ids, torch.zeros(3, 6, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones(3, 11), torch.zeros(3, 6)], 1).long()
+    out = model(input_ids=padded, attention_mask=mask)
+    assert torch.allclose(out.logits[:, :11], alone, atol=1e-6)
+    hidden = model.convlm(input_ids=padded, attention_mask=mask).last_hidden_state
+    assert hidden[:, 11:].abs().max() == 0  # padded positions carry nothing
+
+
+def test_receptive_field_grows_with_dilation():
+    """Block i of kernel k and dilation d_i moves information (k - 1) * d_i / 2 positions each side."""
+    torch.manual_seed(0)
+    model = ConvLMModel(tiny(hidden_dropout_prob=0.0)).double().eval()  # float64: far effects are ~1e-9
+    ids = torch.full((1, 41), 3)
+    base = model(input_ids=ids).last_hidden_state
+    ids[0, 20] = 4
+    changed = (model(input_ids=ids).last_hidden_state - base).abs().sum(-1)[0] > 0  # (L,)
+    reach = 1 + 2 + 4 + 1 + 2  # sum of dilations for k = 3
+    assert changed[20 - reach] and changed[20 + reach]
+    assert not changed[20 - reach - 1] and not changed[20 + reach + 1]
+
+
+def test_masked_lm_loss_and_native_reload_use_every_tensor(tmp_path):
+    from genoml.archs import detect, load_native
+
+    torch.manual_seed(0)
+    mlm = ConvLMForMaskedLM(tiny())
+    ids = torch.randint(2, 10, (2, 9))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    out = mlm(input_ids=ids, labels=labels)
+    expected = torch.nn.functional.cross_entropy(out.logits[:, 3], ids[:, 3])
+    assert torch.isclose(out.loss, expected)
+    mlm.save_pretrained(tmp_path, safe_serialization=True)
+    config = (tmp_path / "config.json").read_text()
+    assert '"genoml_convlm"' in config
+    import json
+
+    assert detect(json.loads(config)) == "convlm"
+    trunk = load_native("convlm", str(tmp_path)).eval()  # check_loading: every trunk tensor from the file
+    mlm.eval()
+    assert torch.equal(trunk(input_ids=ids).last_hidden_state, mlm.convlm(input_ids=ids).last_hidden_state)
+    assert len(trunk.encoder.layer) == 5
+
+
+def test_parameters_of_the_default_size():
+    n = sum(p.numel() for p in ConvLMModel(ConvLMConfig(vocab_size=16)).parameters())
+    assert 1_000_000 < n < 3_000_000  # H=256, 8 blocks: small enough to ship (<25 MB)
+
+
+@pytest.mark.parametrize("bad", [{"hidden_size": 0}, {"num_hidden_layers": 0}, {"kernel_size": 4}])
+def test_bad_sizes_fail_at_construction(bad):
+    with pytest.raises(ValueError, match="ConvLMConfig"):
+        ConvLMConfig(vocab_size=10, **bad)
