@@ -7,8 +7,8 @@ protein sequence pretraining") and the dilated towers of Basenji: token embeddin
 
     x + Dropout(Linear(H/2 -> H)(GELU(DilatedConv1d(H/2, k, d)(GELU(Linear(H -> H/2)(LN(x)))))))
 
-with dilations 1, 2, 4, ... doubling up to `max_dilation` and repeating, so 8 blocks of kernel 9 see ±600
-positions. No position embeddings: convolutions are translation-equivariant, and there is no length limit.
+with dilations 1, 2, 4, ... doubling up to `max_dilation` and repeating: 8 blocks of kernel 9 with dilations
+1, 2, 4, 8, 16, 1, 2, 4 see ±152 positions. No position embeddings: convolutions are translation-equivariant, and there is no length limit.
 Padding is exact: padded positions are zeroed before every convolution, whose own "same" padding is zeros, so
 the outputs at real positions do not depend on how much right padding a batch has.
 
@@ -38,7 +38,7 @@ class ConvLMConfig(NativeConfig):
         hidden_size: int = 256,
         num_hidden_layers: int = 8,
         kernel_size: int = 9,
-        max_dilation: int = 8,
+        max_dilation: int = 16,
         hidden_dropout_prob: float = 0.1,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
