@@ -8,8 +8,8 @@ protein sequence pretraining") and the dilated towers of Basenji: token embeddin
     x + Dropout(Linear(H/2 -> H)(GELU(DilatedConv1d(H/2, k, d)(GELU(Linear(H -> H/2)(LN(x)))))))
 
 with dilations 1, 2, 4, ... doubling up to `max_dilation` and repeating: 8 blocks of kernel 9 with dilations
-1, 2, 4, 8, 16, 1, 2, 4 see ±152 positions. No position embeddings: convolutions are translation-equivariant, and there is no length limit.
-Padding is exact: padded positions are zeroed before every convolution, whose own "same" padding is zeros, so
+1, 2, 4, 8, 16, 1, 2, 4 see ±152 positions. No position embeddings: convolutions are translation-equivariant,
+and there is no length limit. Padding is exact: padded positions are zeroed before every convolution, whose own "same" padding is zeros, so
 the outputs at real positions do not depend on how much right padding a batch has.
 
 Contract (genoml.archs): `ConvLMModel.forward(input_ids | inputs_embeds, attention_mask, output_hidden_states)
