@@ -49,6 +49,8 @@ class Segments:
 
 @dataclass
 class Window:
+    """One window drawn by `Corpus.sample`; `seq` is reverse-complemented on the "-" strand."""
+
     record: int
     start: int  # in the record
     strand: str  # "+" or "-"

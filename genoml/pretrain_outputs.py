@@ -1,9 +1,9 @@
-"""What a pretraining run reports and writes (rank 0 only).
+"""What a pretraining run logs and writes to its output folder.
 
-`log_setup(setup)` logs the model, corpus and baselines before training; `save_outputs(out, setup, result,
-wall_s)` writes the output folder: a Hugging Face masked-LM folder + tokenizer + `genoml.json` + `loss.png`
-(the Trainer wrote `metrics.jsonl`), and removes the corpus cache unless the run was interrupted.
-With GENOML_DEBUG_SAMPLES=1 each rank logs the rows it drew to out/debug/ (`debug_dir`).
+Rank 0 only: `log_setup(setup)` logs the model, corpus and baselines before training;
+`save_outputs(out, setup, result, wall_s)` writes a Hugging Face masked-LM folder + tokenizer +
+`genoml.json` + `loss.png` (the Trainer wrote `metrics.jsonl`) and removes the corpus cache unless the
+run was interrupted. With GENOML_DEBUG_SAMPLES=1 each rank logs the rows it drew to out/debug/.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def clear_debug(out: Path) -> None:
 
 
 def log_setup(setup: PretrainSetup) -> None:
+    """Log the model, tokenizer, window, processes, corpus split and held-out baselines of a run."""
     cfg, corpus, baselines = setup.cfg, setup.corpus, setup.baselines
     log.info(
         "model: %s, %.2fM parameters; tokenizer %s; window %d -> %d tokens; %d process(es), batch %d",
@@ -109,6 +110,7 @@ def save_outputs(out: Path, setup: PretrainSetup, result: TrainResult, wall_s: f
 
 
 def _save_model(out: Path, setup: PretrainSetup) -> None:
+    """The masked LM (safetensors, finetune's dropout) and its tokenizer, as transformers loads them."""
     mlm = setup.mlm
     if getattr(mlm.config, "hidden_dropout_prob", None) is not None and not setup.cfg.model:
         mlm.config.hidden_dropout_prob = 0.1  # finetune default, whatever was used while pretraining
