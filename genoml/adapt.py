@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from genoml.errors import InputError
+from genoml.pretrain import PretrainConfig, run_pretrain
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ def adapt_model(
     device: str = "auto",
 ) -> str:
     """Run `steps` MLM steps of `source` on `train_seqs`; returns the folder of the adapted model."""
-    from genoml.pretrain import PretrainConfig, run_pretrain
-
     if not Path(source).is_dir():
         raise InputError(f"--adapt-steps: needs a local masked-LM folder as --model, got '{source}'")
     corpus = out / "adapt_corpus.fa"

@@ -36,7 +36,13 @@ import json, sys, time, statistics
 from pathlib import Path
 import torch
 torch.set_num_threads(int(sys.argv[5]))
-from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, tokens_for_window
+try:  # this checkout; the revision measured as --before may predate the split of genoml.pretrain
+    from genoml.corpus import Corpus, build_corpus_cache
+    from genoml.mlm_batches import MaskedBatcher
+    from genoml.pretrain import PretrainConfig
+    from genoml.pretrain_model import tokens_for_window
+except ImportError:
+    from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, tokens_for_window
 from genoml.tokenizers import build_tokenizer
 genome, cache, spec, batch = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 data, index = build_corpus_cache([Path(genome)], "dna", cache)

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.corpus import Corpus, build_corpus_cache
 from genoml.masking import grow_spans
-from genoml.pretrain import (
-    ArrayEncoder,
-    Corpus,
-    MaskedBatcher,
-    Prefetcher,
-    PretrainConfig,
-    build_corpus_cache,
-)
+from genoml.mlm_batches import ArrayEncoder, MaskedBatcher, Prefetcher
+from genoml.pretrain import PretrainConfig
 from genoml.tokenizers import build_tokenizer
 
 
@@ -68,7 +63,7 @@ def batcher(tmp_path):
     def make(spec="char", **kw):
         tok = build_tokenizer(spec)
         cfg = PretrainConfig(inputs=[str(fa)], batch_size=8, window=48, seed=3, **kw)
-        from genoml.pretrain import tokens_for_window
+        from genoml.pretrain_model import tokens_for_window
 
         return MaskedBatcher(corpus, tok, tokens_for_window(tok, 48), cfg, None)
 

@@ -262,7 +262,7 @@ def test_embed_uses_the_encoder_device(monkeypatch):
 
 def test_attention_inputs_and_heldout_evaluation_use_the_model_device():
     from genoml.interpret import _inputs
-    from genoml.pretrain import evaluate_heldout
+    from genoml.mlm import evaluate_heldout
 
     ids, mask = _inputs(meta_model(), build_tokenizer("char").encode("ACGT"))
     assert ids.device.type == "meta" and mask.device.type == "meta"

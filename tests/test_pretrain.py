@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.corpus import Corpus, build_corpus_cache
 from genoml.errors import InputError
-from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, run_pretrain
+from genoml.mlm_batches import MaskedBatcher
+from genoml.pretrain import PretrainConfig, run_pretrain
 from genoml.tokenizers import build_tokenizer, load_tokenizer
 from genoml.train import latest_checkpoint, load_tensors
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from genoml.cli import main
-from genoml.pretrain import _baseline_warning
+from genoml.mlm import baseline_warning as _baseline_warning
 from tests.test_pretrain import dna_fasta  # noqa: F401  (fixture)
 
 
