@@ -26,7 +26,8 @@ def adapt_model(
     device: str = "auto",
 ) -> str:
     """Run `steps` MLM steps of `source` on `train_seqs`; returns the folder of the adapted model."""
-    from genoml.pretrain import PretrainConfig, run_pretrain
+    from genoml.config import PretrainConfig
+    from genoml.pretrain import run_pretrain
 
     if not Path(source).is_dir():
         raise InputError(f"--adapt-steps: needs a local masked-LM folder as --model, got '{source}'")

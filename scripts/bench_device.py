@@ -36,7 +36,8 @@ import json, sys, time, statistics
 from pathlib import Path
 import torch
 torch.set_num_threads(int(sys.argv[5]))
-from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, tokens_for_window
+from genoml.config import PretrainConfig
+from genoml.pretrain import Corpus, MaskedBatcher, build_corpus_cache, tokens_for_window
 from genoml.tokenizers import build_tokenizer
 genome, cache, spec, batch = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 data, index = build_corpus_cache([Path(genome)], "dna", cache)
@@ -145,7 +146,8 @@ def predict_seconds(run_dir: Path, seqs: list[str], work: Path, threads: int, pr
     """`genoml predict` on all seqs minus on 16 (model loading excluded, as on the pipeline side)."""
     from bench_suite import write_fasta
 
-    from genoml.predict import PredictConfig, run_predict
+    from genoml.config import PredictConfig
+    from genoml.predict import run_predict
 
     def timed(records, name):
         fasta = write_fasta(work / name, records)

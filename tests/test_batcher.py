@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.config import PretrainConfig
 from genoml.masking import grow_spans
 from genoml.pretrain import (
     ArrayEncoder,
     Corpus,
     MaskedBatcher,
     Prefetcher,
-    PretrainConfig,
     build_corpus_cache,
 )
 from genoml.tokenizers import build_tokenizer

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.config import PretrainConfig
 from genoml.errors import InputError
-from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, run_pretrain
+from genoml.pretrain import Corpus, MaskedBatcher, build_corpus_cache, run_pretrain
 from genoml.tokenizers import build_tokenizer, load_tokenizer
 from genoml.train import latest_checkpoint, load_tensors
 
