@@ -260,23 +260,11 @@ def multitask(
     print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
 
 
-def _spec(
-    path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False
-):
-    from genoml.io import InputSpec
+def _spec(path: str | None, *, labels: str | None = None, bed: str | None = None, genome: str | None = None):
+    """The InputSpec of a command's INPUT argument, or of --bed (with --genome) when it is given."""
+    from genoml.io import InputSpec  # heavy: genoml.io loads the bioformats readers (~0.5 s)
 
-    spec = InputSpec(
-        path=None if bed else path,
-        labels=labels,
-        bed=bed,
-        genome=genome,
-        alphabet=alphabet,
-        rna=rna,
-        lenient=lenient,
-    )
-    if label_column is not None and hasattr(spec, "label_column"):
-        spec.label_column = label_column
-    return spec
+    return InputSpec(path=None if bed else path, labels=labels, bed=bed, genome=genome)
 
 
 @app.command()

@@ -109,7 +109,7 @@ class DataConfig:
     rna: bool = setting(False, "Map U to T (RNA input).")
     valid_fraction: float = setting(0.1, "Validation share when no --valid.")
     test_fraction: float = setting(0.1, "Test share when no --test.")
-    split_by: str = setting(  # random | region | chrom | similarity (genoml.splits)
+    split_by: str = setting(  # see genoml.splits
         "random",
         "random | region (BED: overlapping/nearby intervals together) | chrom (whole "
         "chromosomes held out) | similarity (k-mer MinHash clusters together).",
@@ -124,13 +124,12 @@ class FinetuneConfig:
     out: str = setting("runs/finetune", "Run directory to write.")
     force: bool = setting(False, FORCE_HELP)
     resume: bool = setting(False, "Continue an interrupted run in --out.")
-    model: str | None = (
-        setting(  # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
-            None,
-            "auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
-            "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
-            "multitask folder as the base (its head is replaced).",
-        )
+    # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
+    model: str | None = setting(
+        None,
+        "auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
+        "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
+        "multitask folder as the base (its head is replaced).",
     )
     revision: str | None = setting(None, REVISION_HELP)
     trust_remote_code: bool = setting(False, TRUST_REMOTE_CODE_HELP)
@@ -158,7 +157,7 @@ class FinetuneConfig:
     rc_augment: bool = setting(False, RC_AUGMENT_HELP)
     rc_average: bool = setting(False, RC_AVERAGE_HELP)
     rc: str = setting("auto", RC_HELP)  # auto: decided on validation (genoml.auto.decide_rc); rc_* force on
-    candidates: list[str] = setting(  # --model auto: extra candidates name[:strategy]
+    candidates: list[str] = setting(
         help="--model auto: extra candidates, comma list of name[:strategy] "
         "(e.g. embedded:partial:2,runs/mt:full).",
         factory=list,
