@@ -48,7 +48,7 @@ TrustRemoteCodeOpt = Annotated[bool, typer.Option(help=TRUST_REMOTE_CODE_HELP)]
 
 
 def _option(cls: type, name: str, *decls: str, **kw: Any) -> Any:
-    """A typer.Option whose help is the help text of config field `cls.name` (its default: `default(cls, name)`)."""
+    """A typer.Option with the help text of config field `cls.name` (the parameter's default: `default(cls, name)`)."""
     return typer.Option(*decls, help=helptext(cls, name), **kw)
 
 
@@ -153,9 +153,8 @@ def finetune(
     resume: Annotated[bool, _option(FinetuneConfig, "resume")] = False,
 ) -> None:
     """Fine-tune an encoder (or train a baseline) on labelled sequences; writes a run directory."""
-    flags = dict(
-        locals()
-    )  # first statement: the parameters only, named as config fields (see _finetune_config)
+    # first statement, so that only the parameters are local yet; each is named as its config field
+    flags = dict(locals())
     from genoml.finetune import run_finetune  # heavy: imports torch
 
     if train is None and not class_ and not bed:
@@ -217,7 +216,7 @@ def pretrain(
     force: Annotated[bool, _option(PretrainConfig, "force")] = False,
 ) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
-    flags = dict(locals())  # first statement: the parameters only, named as config fields
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
     from genoml.pretrain import run_pretrain  # heavy: imports torch
 
     check_threads(threads)
@@ -252,7 +251,7 @@ def multitask(
     force: Annotated[bool, _option(MultitaskConfig, "force")] = False,
 ) -> None:
     """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
-    flags = dict(locals())  # first statement: the parameters only, named as config fields
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
     from genoml.multitask import run_multitask  # heavy: imports torch
 
     flags["time_budget_min"] = flags.pop("time_budget")
@@ -289,7 +288,7 @@ def predict(
     trust_remote_code: Annotated[bool, _option(PredictConfig, "trust_remote_code")] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
-    flags = dict(locals())  # first statement: the parameters only, named as config fields
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
     check_threads(threads)
     run_predict(PredictConfig(**flags))
 
