@@ -15,10 +15,13 @@ import dataclasses
 import json
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genoml.errors import InputError
 from genoml.presets import PRESETS
+
+if TYPE_CHECKING:
+    from genoml.io import InputSpec
 
 STRATEGIES = ("probe", "partial", "lora", "full")
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
@@ -114,6 +117,22 @@ class DataConfig:
         "random | region (BED: overlapping/nearby intervals together) | chrom (whole "
         "chromosomes held out) | similarity (k-mer MinHash clusters together).",
     )
+
+    def input_spec(self, path: str | None, *, extras: bool = True, alphabet: str | None = None) -> InputSpec:
+        """The `genoml.io.InputSpec` that reads `path` with these settings. extras=False leaves out the label
+        table, --class files and BED/genome (for --valid/--test files); `alphabet` overrides `self.alphabet`."""
+        from genoml.io import InputSpec  # heavy: genoml.io loads the bioformats readers (~0.5 s)
+
+        return InputSpec(
+            path=path,
+            labels=self.labels if extras else None,
+            classes=self.classes if extras else [],
+            bed=self.bed if extras else None,
+            genome=self.genome if extras else None,
+            alphabet=alphabet or self.alphabet,
+            rna=self.rna,
+            label_column=self.label_column if extras else None,
+        )
 
 
 @dataclass
