@@ -31,7 +31,7 @@ _LAZY = {
     "DataConfig": "genoml.config",
     "FinetuneConfig": "genoml.config",
     "run_finetune": "genoml.finetune",
-    "PretrainConfig": "genoml.pretrain",
+    "PretrainConfig": "genoml.config",
     "run_pretrain": "genoml.pretrain",
     "load_predictor": "genoml.runs",
     "Predictor": "genoml.inference",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from genoml.config import PretrainConfig
 from genoml.errors import InputError
-from genoml.pretrain import PretrainConfig, run_pretrain
+from genoml.pretrain import run_pretrain
 
 log = logging.getLogger(__name__)
 

@@ -18,75 +18,30 @@ import os
 import platform
 import re
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from genoml.config import BASELINE_MODELS, STRATEGIES, DataConfig, FinetuneConfig, write_json
+from genoml.config import BASELINE_MODELS, STRATEGIES, BenchConfig, DataConfig, FinetuneConfig, write_json
 from genoml.errors import InputError
 from genoml.runs import read_meta
 
 log = logging.getLogger(__name__)
 
-RESERVED = {
-    "data",
-    "out",
-    "force",
-    "resume",
-    "model",
-    "strategy",
-    "seed",
-    "epochs",
-    "time_budget_min",
-    "threads",
-    "device",
-}
 
+def check_bench(cfg: BenchConfig) -> None:
+    """Refuse a bench before any training: the device, then `cfg.validate()`, then every model name."""
+    from genoml.device import resolve_device  # heavy: genoml.device imports torch
 
-@dataclass
-class BenchConfig:
-    """What `genoml bench` compares and how (`options` = extra FinetuneConfig fields, e.g. rc_augment)."""
-
-    train: str
-    valid: str | None = None
-    test: str | None = None
-    models: list[str] = field(default_factory=lambda: ["cnn", "kmer-linear"])
-    seeds: int = 3
-    out: str = "runs/bench"
-    time_budget_min: float | None = None
-    epochs: int = 10
-    force: bool = False
-    reuse: bool = False  # keep finished run dirs whose settings match (continue an interrupted bench)
-    threads: int | None = None
-    device: str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
-    title: str | None = None
-
-    def validate(self) -> None:
-        from genoml.device import resolve_device
-
-        resolve_device(self.device)
-        if not self.models:
-            raise InputError("--models: give at least one model, e.g. --models cnn,kmer-linear")
-        if self.seeds < 1:
-            raise InputError(f"--seeds: must be at least 1, got {self.seeds}")
-        if self.time_budget_min is not None and self.time_budget_min <= 0:
-            raise InputError(f"--time-budget: must be positive minutes, got {self.time_budget_min}")
-        known = {f.name for f in dataclasses.fields(FinetuneConfig)} - RESERVED
-        bad = sorted(set(self.options) - known)
-        if bad:
-            raise InputError(
-                f"bench options {bad}: not finetune settings; allowed: {', '.join(sorted(known))}"
-            )
-        bad_names = [spec for spec in self.models if not known_model_name(parse_model_spec(spec)[0])]
-        if bad_names:  # all names are checked before any training
-            raise InputError(
-                f"--models {','.join(bad_names)}: not a model genoml knows; use {', '.join(BASELINE_MODELS)}, "
-                "random:<preset>, a model folder or a hub id (owner/name)"
-            )
+    resolve_device(cfg.device)
+    cfg.validate()
+    bad_names = [spec for spec in cfg.models if not known_model_name(parse_model_spec(spec)[0])]
+    if bad_names:
+        raise InputError(
+            f"--models {','.join(bad_names)}: not a model genoml knows; use {', '.join(BASELINE_MODELS)}, "
+            "random:<preset>, a model folder or a hub id (owner/name)"
+        )
 
 
 def known_model_name(name: str) -> bool:
@@ -455,7 +410,7 @@ def run_bench(cfg: BenchConfig) -> dict:
 
     from genoml.outputs import discard_outputs, record_outputs
 
-    cfg.validate()
+    check_bench(cfg)
     out = prepare_bench_out(cfg)
     try:
         result = _run_bench(cfg, out)

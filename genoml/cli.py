@@ -6,35 +6,56 @@ Data goes to stdout (or -o), messages and progress to stderr; `-` means stdin/st
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 
 from genoml import __version__
+from genoml.checks import check_threads, check_time_budget
+from genoml.config import (
+    BENCH_OPTION_HELP,
+    DEVICE_HELP,
+    REVISION_HELP,
+    TRUST_REMOTE_CODE_HELP,
+    BenchConfig,
+    DataConfig,
+    FinetuneConfig,
+    MultitaskConfig,
+    PredictConfig,
+    PretrainConfig,
+    default,
+    helptext,
+    require,
+)
 from genoml.errors import GenomlError, InputError
 from genoml.log import setup_logging
-from genoml.presets import PRESETS
+from genoml.predict import run_predict
 
 log = logging.getLogger("genoml")
 
 
-# options shared by several commands (one definition, one help text)
-DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda (bf16 autocast on GPU).")]
-PrecisionOpt = Annotated[
-    str, typer.Option(help="auto (bf16 on GPU and bf16-native CPUs, else fp32) | fp32 | bf16 | int8 (CPU).")
-]
-BatchTokensOpt = Annotated[
-    int | None, typer.Option(help="Padded tokens per batch (default 4096 on CPU, 16384 on GPU).")
-]
-RevisionOpt = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")]
-TrustRemoteCodeOpt = Annotated[
-    bool, typer.Option(help="Run Python code shipped with the model repository (only if you trust it).")
-]
-ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch.")]
+# options shared by several commands (one definition, one help text from genoml.config)
+DeviceOpt = Annotated[str, typer.Option(help=DEVICE_HELP)]
+PrecisionOpt = Annotated[str, typer.Option(help=helptext(PredictConfig, "precision"))]
+BatchTokensOpt = Annotated[int | None, typer.Option(help=helptext(PredictConfig, "batch_tokens"))]
+RevisionOpt = Annotated[str | None, typer.Option(help=REVISION_HELP)]
+TrustRemoteCodeOpt = Annotated[bool, typer.Option(help=TRUST_REMOTE_CODE_HELP)]
+
+
+def _option(cls: type, name: str, *decls: str, **kw: Any) -> Any:
+    """A typer.Option with the help text of config field `cls.name` (the parameter's default: `default(cls, name)`)."""
+    return typer.Option(*decls, help=helptext(cls, name), **kw)
+
+
+def _argument(cls: type, name: str) -> Any:
+    """A typer.Argument whose help is the help text of config field `cls.name`."""
+    return typer.Argument(help=helptext(cls, name))
+
 
 app = typer.Typer(
     name="genoml",
@@ -78,165 +99,67 @@ def _classes(values: list[str] | None) -> list[tuple[str, str]]:
 
 @app.command()
 def finetune(
-    train: Annotated[
-        str | None, typer.Argument(help="Training sequences: FASTA, CSV/TSV (sequence,label), or '-'.")
-    ] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="Run directory to write.")] = "runs/finetune",
-    labels: Annotated[str | None, typer.Option(help="TSV/CSV of id<TAB>label joined to FASTA ids.")] = None,
-    class_: Annotated[
-        list[str] | None, typer.Option("--class", help="NAME=FILE: one FASTA per class (repeat).")
-    ] = None,
-    bed: Annotated[
-        str | None, typer.Option(help="BED intervals (with --genome); label in --label-column.")
-    ] = None,
-    genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed (plain or bgzip).")] = None,
-    label_column: Annotated[int | None, typer.Option(help="1-based BED column holding the label.")] = None,
-    valid: Annotated[
-        str | None, typer.Option(help="Validation file (else a stratified split of train).")
-    ] = None,
-    test: Annotated[str | None, typer.Option(help="Test file (else a stratified split of train).")] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
-            "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
-            "multitask folder as the base (its head is replaced)."
-        ),
-    ] = None,
-    candidates: Annotated[
-        str | None,
-        typer.Option(
-            help="--model auto: extra candidates, comma list of name[:strategy] "
-            "(e.g. embedded:partial:2,runs/mt:full)."
-        ),
-    ] = None,
-    revision: RevisionOpt = None,
-    trust_remote_code: TrustRemoteCodeOpt = False,
-    strategy: Annotated[str, typer.Option(help="probe | partial:N | lora | full.")] = "full",
-    pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
-    head: Annotated[str, typer.Option(help="linear | mlp.")] = "linear",
-    task: Annotated[str, typer.Option(help="auto | binary | multiclass | multilabel | regression.")] = "auto",
-    class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse frequency.")] = False,
-    epochs: Annotated[
-        int | None, typer.Option(help="Maximum epochs (default: 30 for cnn/rnn trunks, 10 for transformers).")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Sequences per batch (default: 64 cnn/rnn, 32 transformers).")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default depends on the strategy).")] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(
-            help="Epochs without improvement before stopping (default: 30 cnn/rnn, 3 transformers)."
-        ),
-    ] = None,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    train: Annotated[str | None, _argument(DataConfig, "train")] = None,
+    out: Annotated[str, _option(FinetuneConfig, "out", "--out", "-o")] = default(FinetuneConfig, "out"),
+    labels: Annotated[str | None, _option(DataConfig, "labels")] = None,
+    class_: Annotated[list[str] | None, _option(DataConfig, "classes", "--class")] = None,
+    bed: Annotated[str | None, _option(DataConfig, "bed")] = None,
+    genome: Annotated[str | None, _option(DataConfig, "genome")] = None,
+    label_column: Annotated[int | None, _option(DataConfig, "label_column")] = None,
+    valid: Annotated[str | None, _option(DataConfig, "valid")] = None,
+    test: Annotated[str | None, _option(DataConfig, "test")] = None,
+    model: Annotated[str | None, _option(FinetuneConfig, "model")] = None,
+    candidates: Annotated[str | None, _option(FinetuneConfig, "candidates")] = None,
+    revision: Annotated[str | None, _option(FinetuneConfig, "revision")] = None,
+    trust_remote_code: Annotated[bool, _option(FinetuneConfig, "trust_remote_code")] = False,
+    strategy: Annotated[str, _option(FinetuneConfig, "strategy")] = default(FinetuneConfig, "strategy"),
+    pooling: Annotated[str, _option(FinetuneConfig, "pooling")] = default(FinetuneConfig, "pooling"),
+    head: Annotated[str, _option(FinetuneConfig, "head")] = default(FinetuneConfig, "head"),
+    task: Annotated[str, _option(FinetuneConfig, "task")] = default(FinetuneConfig, "task"),
+    class_weights: Annotated[bool, _option(FinetuneConfig, "class_weights")] = False,
+    epochs: Annotated[int | None, _option(FinetuneConfig, "epochs")] = None,
+    batch_size: Annotated[int | None, _option(FinetuneConfig, "batch_size")] = None,
+    lr: Annotated[float | None, _option(FinetuneConfig, "lr")] = None,
+    patience: Annotated[int | None, _option(FinetuneConfig, "patience")] = None,
+    grad_accum: Annotated[int, _option(FinetuneConfig, "grad_accum")] = default(FinetuneConfig, "grad_accum"),
     max_tokens: Annotated[
-        int | None, typer.Option("--window", "--max-tokens", help="Tokens per window.")
+        int | None, _option(FinetuneConfig, "max_tokens", "--window", "--max-tokens")
     ] = None,
-    stride: Annotated[
-        int | None, typer.Option(help="Window stride in bases (default: half a window).")
-    ] = None,
-    aggregate: Annotated[str, typer.Option(help="Combine window logits by mean | max.")] = "mean",
-    rc: Annotated[
-        str,
-        typer.Option(
-            help="DNA reverse complements (train on both strands, average both): "
-            "auto (decided on validation) | on | off."
-        ),
-    ] = "auto",
-    rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
-    rc_average: Annotated[
-        bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")
-    ] = False,
-    alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
-    rna: Annotated[bool, typer.Option(help="Map U to T (RNA input).")] = False,
-    split_by: Annotated[
-        str,
-        typer.Option(
-            help="random | region (BED: overlapping/nearby intervals together) | chrom (whole "
-            "chromosomes held out) | similarity (k-mer MinHash clusters together)."
-        ),
-    ] = "random",
-    positive_class: Annotated[
-        str | None,
-        typer.Option(help="Binary: the positive label (default: 1/true/yes/pos*, else the minority)."),
-    ] = None,
-    valid_fraction: Annotated[float, typer.Option(help="Validation share when no --valid.")] = 0.1,
-    test_fraction: Annotated[float, typer.Option(help="Test share when no --test.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Random seed (splits, init, batches).")] = 0,
-    time_budget: Annotated[
-        float | None,
-        typer.Option(help="Minutes of training (--model auto: for all candidates together; default 5)."),
-    ] = None,
-    threads: ThreadsOpt = None,
-    device: DeviceOpt = "auto",
-    baselines: Annotated[
-        bool, typer.Option(help="Also fit kmer-linear and majority baselines for the report.")
-    ] = True,
-    attention: Annotated[bool, typer.Option(help="Put example attention maps in the report.")] = True,
-    adapt_steps: Annotated[
-        int, typer.Option(help="Masked-LM steps on the training sequences before fine-tuning.")
-    ] = 0,
-    force: Annotated[
-        bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")
-    ] = False,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    stride: Annotated[int | None, _option(FinetuneConfig, "stride")] = None,
+    aggregate: Annotated[str, _option(FinetuneConfig, "aggregate")] = default(FinetuneConfig, "aggregate"),
+    rc: Annotated[str, _option(FinetuneConfig, "rc")] = default(FinetuneConfig, "rc"),
+    rc_augment: Annotated[bool, _option(FinetuneConfig, "rc_augment")] = False,
+    rc_average: Annotated[bool, _option(FinetuneConfig, "rc_average")] = False,
+    alphabet: Annotated[str, _option(DataConfig, "alphabet")] = default(DataConfig, "alphabet"),
+    rna: Annotated[bool, _option(DataConfig, "rna")] = False,
+    split_by: Annotated[str, _option(DataConfig, "split_by")] = default(DataConfig, "split_by"),
+    positive_class: Annotated[str | None, _option(FinetuneConfig, "positive_class")] = None,
+    valid_fraction: Annotated[float, _option(DataConfig, "valid_fraction")] = default(
+        DataConfig, "valid_fraction"
+    ),
+    test_fraction: Annotated[float, _option(DataConfig, "test_fraction")] = default(
+        DataConfig, "test_fraction"
+    ),
+    seed: Annotated[int, _option(FinetuneConfig, "seed")] = default(FinetuneConfig, "seed"),
+    time_budget: Annotated[float | None, _option(FinetuneConfig, "time_budget_min")] = None,
+    threads: Annotated[int | None, _option(FinetuneConfig, "threads")] = None,
+    device: Annotated[str, _option(FinetuneConfig, "device")] = default(FinetuneConfig, "device"),
+    baselines: Annotated[bool, _option(FinetuneConfig, "baselines")] = True,
+    attention: Annotated[bool, _option(FinetuneConfig, "attention")] = True,
+    adapt_steps: Annotated[int, _option(FinetuneConfig, "adapt_steps")] = default(
+        FinetuneConfig, "adapt_steps"
+    ),
+    force: Annotated[bool, _option(FinetuneConfig, "force")] = False,
+    resume: Annotated[bool, _option(FinetuneConfig, "resume")] = False,
 ) -> None:
     """Fine-tune an encoder (or train a baseline) on labelled sequences; writes a run directory."""
-    from genoml.config import DataConfig, FinetuneConfig
-    from genoml.finetune import run_finetune
+    # first statement, so that only the parameters are local yet; each is named as its config field
+    flags = dict(locals())
+    from genoml.finetune import run_finetune  # heavy: imports torch
 
     if train is None and not class_ and not bed:
         raise InputError("finetune: give a training file, --class NAME=FILE options, or --bed with --genome")
-    cfg = FinetuneConfig(
-        data=DataConfig(
-            train=train,
-            labels=labels,
-            classes=_classes(class_),
-            bed=bed,
-            genome=genome,
-            label_column=label_column,
-            valid=valid,
-            test=test,
-            alphabet=alphabet,
-            rna=rna,
-            valid_fraction=valid_fraction,
-            test_fraction=test_fraction,
-            split_by=split_by,
-        ),
-        positive_class=positive_class,
-        out=out,
-        force=force,
-        resume=resume,
-        model=model,
-        revision=revision,
-        trust_remote_code=trust_remote_code,
-        strategy=strategy,
-        pooling=pooling,
-        head=head,
-        task=task,
-        class_weights=class_weights,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        patience=patience,
-        grad_accum=grad_accum,
-        max_tokens=max_tokens,
-        stride=stride,
-        aggregate=aggregate,
-        rc_augment=rc_augment,
-        rc_average=rc_average,
-        seed=seed,
-        time_budget_min=time_budget,
-        threads=threads,
-        baselines=baselines,
-        attention=attention,
-        adapt_steps=adapt_steps,
-        device=device,
-        rc=rc,
-        candidates=[c.strip() for c in (candidates or "").split(",") if c.strip()],
-    )
+    cfg = _finetune_config(flags)
     if cfg.candidates and not cfg.is_auto():
         raise InputError("--candidates: only with --model auto (or no --model)")
     result = run_finetune(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])
@@ -245,65 +168,56 @@ def finetune(
         raise typer.Exit(130)
 
 
+def _finetune_config(flags: dict[str, Any]) -> FinetuneConfig:
+    """The FinetuneConfig of `genoml finetune`'s flags: each flag is its config field (DataConfig's go to
+    `data`) but --class (NAME=FILE pairs), --candidates (a comma list) and --time-budget (time_budget_min)."""
+    flags = dict(flags)
+    classes = _classes(flags.pop("class_"))
+    candidates = [c.strip() for c in (flags.pop("candidates") or "").split(",") if c.strip()]
+    flags["time_budget_min"] = flags.pop("time_budget")
+    data = {f.name: flags.pop(f.name) for f in dataclasses.fields(DataConfig) if f.name in flags}
+    return FinetuneConfig(data=DataConfig(classes=classes, **data), candidates=candidates, **flags)
+
+
 @app.command()
 def pretrain(
-    inputs: Annotated[
-        list[str], typer.Argument(help="FASTA files (plain or gzip; genomes or protein sets).")
-    ],
-    out: Annotated[
-        str, typer.Option("--out", "-o", help="Output folder (HF masked-LM + tokenizer + genoml.json).")
-    ] = "runs/pretrain",
-    preset: Annotated[str, typer.Option(help=" | ".join(PRESETS) + ".")] = "small",
-    arch: Annotated[
-        str | None,
-        typer.Option(
-            help="bert | esm (pre-LayerNorm, rotary positions); default bert for DNA, esm for protein."
-        ),
-    ] = None,
-    dropout: Annotated[float, typer.Option(help="Hidden dropout while pretraining a new model.")] = 0.1,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(help="kmer:K | nt-kmer:K | char | esm | protbert | bpe:V (default: char / esm)."),
-    ] = None,
-    alphabet: Annotated[str, typer.Option(help="auto | dna | protein.")] = "auto",
-    window: Annotated[int, typer.Option(help="Bases (or residues) per training window.")] = 512,
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 10_000,
-    batch_size: Annotated[int, typer.Option(help="Global batch (all processes x accumulation).")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
-    mask_rate: Annotated[float, typer.Option(help="Fraction of tokens masked (80/10/10).")] = 0.15,
-    eval_fraction: Annotated[float, typer.Option(help="Held-out share of every record.")] = 0.02,
-    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 500,
-    eval_windows: Annotated[int, typer.Option(help="Held-out windows evaluated each time.")] = 256,
-    log_every: Annotated[
-        int, typer.Option(help="Steps between training-loss / tokens-per-second records.")
-    ] = 50,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between atomic checkpoints.")] = 500,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
-    model: Annotated[
-        str | None, typer.Option(help="Continue pretraining this HF masked-LM folder or hub id.")
-    ] = None,
-    time_budget: Annotated[
-        float | None, typer.Option(help="Stop (and save) after this many minutes.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per process.")] = None,
-    device: DeviceOpt = "auto",
-    compile: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the encoder (fastest on GPU).")
-    ] = False,
-    prefetch: Annotated[
-        int, typer.Option(help="Batches prepared ahead in a background thread (0: off).")
-    ] = 2,
-    resume: Annotated[
-        bool, typer.Option(help="Continue from the last complete checkpoint in --out.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")
-    ] = False,
+    inputs: Annotated[list[str], _argument(PretrainConfig, "inputs")],
+    out: Annotated[str, _option(PretrainConfig, "out", "--out", "-o")] = default(PretrainConfig, "out"),
+    preset: Annotated[str, _option(PretrainConfig, "preset")] = default(PretrainConfig, "preset"),
+    arch: Annotated[str | None, _option(PretrainConfig, "arch")] = None,
+    dropout: Annotated[float, _option(PretrainConfig, "dropout")] = default(PretrainConfig, "dropout"),
+    tokenizer: Annotated[str | None, _option(PretrainConfig, "tokenizer")] = None,
+    alphabet: Annotated[str, _option(PretrainConfig, "alphabet")] = default(PretrainConfig, "alphabet"),
+    window: Annotated[int, _option(PretrainConfig, "window")] = default(PretrainConfig, "window"),
+    max_steps: Annotated[int, _option(PretrainConfig, "max_steps")] = default(PretrainConfig, "max_steps"),
+    batch_size: Annotated[int, _option(PretrainConfig, "batch_size")] = default(PretrainConfig, "batch_size"),
+    lr: Annotated[float, _option(PretrainConfig, "lr")] = default(PretrainConfig, "lr"),
+    mask_rate: Annotated[float, _option(PretrainConfig, "mask_rate")] = default(PretrainConfig, "mask_rate"),
+    eval_fraction: Annotated[float, _option(PretrainConfig, "eval_fraction")] = default(
+        PretrainConfig, "eval_fraction"
+    ),
+    eval_every: Annotated[int, _option(PretrainConfig, "eval_every")] = default(PretrainConfig, "eval_every"),
+    eval_windows: Annotated[int, _option(PretrainConfig, "eval_windows")] = default(
+        PretrainConfig, "eval_windows"
+    ),
+    log_every: Annotated[int, _option(PretrainConfig, "log_every")] = default(PretrainConfig, "log_every"),
+    checkpoint_every: Annotated[int, _option(PretrainConfig, "checkpoint_every")] = default(
+        PretrainConfig, "checkpoint_every"
+    ),
+    grad_accum: Annotated[int, _option(PretrainConfig, "grad_accum")] = default(PretrainConfig, "grad_accum"),
+    model: Annotated[str | None, _option(PretrainConfig, "model")] = None,
+    time_budget: Annotated[float | None, _option(PretrainConfig, "time_budget_min")] = None,
+    seed: Annotated[int, _option(PretrainConfig, "seed")] = default(PretrainConfig, "seed"),
+    threads: Annotated[int | None, _option(PretrainConfig, "threads")] = None,
+    device: Annotated[str, _option(PretrainConfig, "device")] = default(PretrainConfig, "device"),
+    compile: Annotated[bool, _option(PretrainConfig, "compile", "--compile")] = False,
+    prefetch: Annotated[int, _option(PretrainConfig, "prefetch")] = default(PretrainConfig, "prefetch"),
+    resume: Annotated[bool, _option(PretrainConfig, "resume")] = False,
+    force: Annotated[bool, _option(PretrainConfig, "force")] = False,
 ) -> None:
     """Masked-LM pretraining from FASTA (single process, torchrun or accelerate launch)."""
-    from genoml.checks import check_threads, check_time_budget
-    from genoml.pretrain import PretrainConfig, run_pretrain
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
+    from genoml.pretrain import run_pretrain  # heavy: imports torch
 
     check_threads(threads)
     check_time_budget(time_budget)
@@ -312,154 +226,71 @@ def pretrain(
             f"--arch: '{arch}' is not a masked-LM architecture here; use bert or esm (for a "
             "convolutional trunk, pretrain it on labelled data with genoml multitask)"
         )
-    if not 0 <= dropout < 1:
-        raise InputError(f"--dropout: must be in [0, 1), got {dropout}")
-    cfg = PretrainConfig(
-        inputs=list(inputs),
-        out=out,
-        preset=preset,
-        arch=arch,
-        dropout=dropout,
-        tokenizer=tokenizer,
-        alphabet=alphabet,
-        window=window,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        lr=lr,
-        mask_rate=mask_rate,
-        eval_fraction=eval_fraction,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        grad_accum=grad_accum,
-        model=model,
-        time_budget_min=time_budget,
-        seed=seed,
-        threads=threads,
-        resume=resume,
-        force=force,
-        device=device,
-        compile=compile,
-        prefetch=prefetch,
-        eval_windows=eval_windows,
-        log_every=log_every,
-    )
-    path = run_pretrain(cfg)
-    print(path)
+    require([("--dropout", dropout, 0 <= dropout < 1, "in [0, 1)")])
+    flags["time_budget_min"] = flags.pop("time_budget")
+    print(run_pretrain(PretrainConfig(**{**flags, "inputs": list(inputs)})))
 
 
 @app.command()
 def multitask(
-    datasets: Annotated[
-        list[str], typer.Argument(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")
-    ],
-    out: Annotated[
-        str, typer.Option("--out", "-o", help="Output folder (usable as finetune --model).")
-    ] = "runs/multitask",
-    arch: Annotated[str, typer.Option(help="Trunk: cnn | cnn-shallow | rnn.")] = "cnn",
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Target task's dev/test file (repeat): training sequences equal to, containing or inside any of its "
-            "sequences (either strand) are removed and counted."
-        ),
-    ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the summed training sets (at most).")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Sequences per batch (one dataset per batch).")] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
-    valid_fraction: Annotated[
-        float, typer.Option(help="Share of each dataset held out for validation.")
-    ] = 0.05,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: ThreadsOpt = None,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty --out.")] = False,
+    datasets: Annotated[list[str], _argument(MultitaskConfig, "datasets")],
+    out: Annotated[str, _option(MultitaskConfig, "out", "--out", "-o")] = default(MultitaskConfig, "out"),
+    arch: Annotated[str, _option(MultitaskConfig, "arch")] = default(MultitaskConfig, "arch"),
+    exclude: Annotated[list[str] | None, _option(MultitaskConfig, "exclude")] = None,
+    epochs: Annotated[int, _option(MultitaskConfig, "epochs")] = default(MultitaskConfig, "epochs"),
+    batch_size: Annotated[int, _option(MultitaskConfig, "batch_size")] = default(
+        MultitaskConfig, "batch_size"
+    ),
+    lr: Annotated[float, _option(MultitaskConfig, "lr")] = default(MultitaskConfig, "lr"),
+    valid_fraction: Annotated[float, _option(MultitaskConfig, "valid_fraction")] = default(
+        MultitaskConfig, "valid_fraction"
+    ),
+    time_budget: Annotated[float | None, _option(MultitaskConfig, "time_budget_min")] = None,
+    seed: Annotated[int, _option(MultitaskConfig, "seed")] = default(MultitaskConfig, "seed"),
+    threads: Annotated[int | None, _option(MultitaskConfig, "threads")] = None,
+    force: Annotated[bool, _option(MultitaskConfig, "force")] = False,
 ) -> None:
     """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
-    from genoml.multitask import MultitaskConfig, run_multitask
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
+    from genoml.multitask import run_multitask  # heavy: imports torch
 
-    cfg = MultitaskConfig(
-        datasets=list(datasets),
-        out=out,
-        arch=arch,
-        exclude=list(exclude or []),
-        time_budget_min=time_budget,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        valid_fraction=valid_fraction,
-        seed=seed,
-        threads=threads,
-        force=force,
-    )
+    flags["time_budget_min"] = flags.pop("time_budget")
+    cfg = MultitaskConfig(**{**flags, "datasets": list(datasets), "exclude": list(exclude or [])})
     print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
 
 
-def _spec(
-    path, *, labels=None, bed=None, genome=None, label_column=None, alphabet="auto", rna=False, lenient=False
-):
-    from genoml.io import InputSpec
+def _spec(path: str | None, *, labels: str | None = None, bed: str | None = None, genome: str | None = None):
+    """The InputSpec of a command's INPUT argument, or of --bed (with --genome) when it is given."""
+    from genoml.io import InputSpec  # heavy: genoml.io loads the bioformats readers (~0.5 s)
 
-    spec = InputSpec(
-        path=None if bed else path,
-        labels=labels,
-        bed=bed,
-        genome=genome,
-        alphabet=alphabet,
-        rna=rna,
-        lenient=lenient,
-    )
-    if label_column is not None and hasattr(spec, "label_column"):
-        spec.label_column = label_column
-    return spec
+    return InputSpec(path=None if bed else path, labels=labels, bed=bed, genome=genome)
 
 
 @app.command()
 def predict(
-    input: Annotated[str, typer.Argument(help="FASTA/CSV/TSV file or '-' for stdin.")] = "-",
-    model: Annotated[str, typer.Option("--model", "-m", help="Run directory from genoml finetune.")] = ...,
-    output: Annotated[str, typer.Option("--output", "-o", help="Output file or '-' for stdout.")] = "-",
-    format: Annotated[str, typer.Option("--format", help="tsv | csv | jsonl.")] = "tsv",
-    threshold: Annotated[float | None, typer.Option(help="Decision threshold for binary/multilabel.")] = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    batch_tokens: BatchTokensOpt = None,
-    chunk_size: Annotated[int, typer.Option(help="Records read per chunk (memory bound).")] = 4096,
-    threads: ThreadsOpt = None,
-    strict: Annotated[
-        bool, typer.Option(help="Fail on an empty or invalid record instead of flagging it.")
-    ] = False,
-    bed: Annotated[str | None, typer.Option(help="BED intervals (with --genome) instead of INPUT.")] = None,
-    genome: Annotated[str | None, typer.Option(help="Reference FASTA for --bed.")] = None,
-    rna: Annotated[bool, typer.Option(help="Map U to T.")] = False,
-    revision: RevisionOpt = None,
-    trust_remote_code: TrustRemoteCodeOpt = False,
+    input: Annotated[str, _argument(PredictConfig, "input")] = default(PredictConfig, "input"),
+    model: Annotated[str, _option(PredictConfig, "model", "--model", "-m")] = ...,
+    output: Annotated[str, _option(PredictConfig, "output", "--output", "-o")] = default(
+        PredictConfig, "output"
+    ),
+    format: Annotated[str, _option(PredictConfig, "format", "--format")] = default(PredictConfig, "format"),
+    threshold: Annotated[float | None, _option(PredictConfig, "threshold")] = None,
+    device: Annotated[str, _option(PredictConfig, "device")] = default(PredictConfig, "device"),
+    precision: Annotated[str, _option(PredictConfig, "precision")] = default(PredictConfig, "precision"),
+    batch_tokens: Annotated[int | None, _option(PredictConfig, "batch_tokens")] = None,
+    chunk_size: Annotated[int, _option(PredictConfig, "chunk_size")] = default(PredictConfig, "chunk_size"),
+    threads: Annotated[int | None, _option(PredictConfig, "threads")] = None,
+    strict: Annotated[bool, _option(PredictConfig, "strict")] = False,
+    bed: Annotated[str | None, _option(PredictConfig, "bed")] = None,
+    genome: Annotated[str | None, _option(PredictConfig, "genome")] = None,
+    rna: Annotated[bool, _option(PredictConfig, "rna")] = False,
+    revision: Annotated[str | None, _option(PredictConfig, "revision")] = None,
+    trust_remote_code: Annotated[bool, _option(PredictConfig, "trust_remote_code")] = False,
 ) -> None:
     """Streaming inference: one output row per input record, in input order."""
-    from genoml.checks import check_threads
-    from genoml.predict import PredictConfig, run_predict
-
+    flags = dict(locals())  # first statement: the parameters only (see finetune)
     check_threads(threads)
-
-    run_predict(
-        PredictConfig(
-            model=model,
-            input=input,
-            output=output,
-            format=format,
-            threshold=threshold,
-            device=device,
-            precision=precision,
-            batch_tokens=batch_tokens,
-            chunk_size=chunk_size,
-            threads=threads,
-            strict=strict,
-            bed=bed,
-            genome=genome,
-            rna=rna,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-        )
-    )
+    run_predict(PredictConfig(**flags))
 
 
 @app.command()
@@ -590,58 +421,36 @@ def models_() -> None:
 
 @app.command()
 def bench(
-    train: Annotated[str, typer.Argument(help="Training sequences (CSV/TSV/FASTA).")],
-    valid: Annotated[str | None, typer.Option(help="Validation file.")] = None,
-    test: Annotated[str | None, typer.Option(help="Test file.")] = None,
-    models: Annotated[
-        str, typer.Option(help="Comma list of name[:strategy], e.g. cnn,kmer-linear,dir:lora.")
-    ] = "cnn,kmer-linear",
-    seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 3,
-    out: Annotated[str, typer.Option("--out", help="Benchmark folder.")] = "runs/bench",
-    time_budget: Annotated[float | None, typer.Option(help="Minutes of training per model and seed.")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 10,
-    force: Annotated[
-        bool, typer.Option(help="Replace genoml's own earlier outputs in --out (never other files).")
-    ] = False,
-    reuse: Annotated[
-        bool, typer.Option(help="Keep finished runs with matching settings (continue a bench).")
-    ] = False,
-    threads: ThreadsOpt = None,
-    device: DeviceOpt = "auto",
-    rc: Annotated[
-        str,
-        typer.Option(
-            help="DNA reverse complements (train on both strands, average both): "
-            "auto (decided on validation) | on | off."
-        ),
-    ] = "auto",
-    rc_augment: Annotated[bool, typer.Option(help="DNA: also train on reverse complements.")] = False,
-    rc_average: Annotated[
-        bool, typer.Option(help="DNA: average forward and reverse-complement predictions.")
-    ] = False,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Sequences per batch (finetune default if unset).")
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate (finetune's per-strategy default if unset).")
-    ] = None,
-    adapt_steps: Annotated[
-        int, typer.Option(help="Pretrained models: masked-LM steps on the training split first.")
-    ] = 0,
+    train: Annotated[str, _argument(BenchConfig, "train")],
+    valid: Annotated[str | None, _option(BenchConfig, "valid")] = None,
+    test: Annotated[str | None, _option(BenchConfig, "test")] = None,
+    models: Annotated[str, _option(BenchConfig, "models")] = ",".join(default(BenchConfig, "models")),
+    seeds: Annotated[int, _option(BenchConfig, "seeds")] = default(BenchConfig, "seeds"),
+    out: Annotated[str, _option(BenchConfig, "out", "--out")] = default(BenchConfig, "out"),
+    time_budget: Annotated[float | None, _option(BenchConfig, "time_budget_min")] = None,
+    epochs: Annotated[int, _option(BenchConfig, "epochs")] = default(BenchConfig, "epochs"),
+    force: Annotated[bool, _option(BenchConfig, "force")] = False,
+    reuse: Annotated[bool, _option(BenchConfig, "reuse")] = False,
+    threads: Annotated[int | None, _option(BenchConfig, "threads")] = None,
+    device: Annotated[str, _option(BenchConfig, "device")] = default(BenchConfig, "device"),
+    rc: Annotated[str, _option(FinetuneConfig, "rc")] = default(FinetuneConfig, "rc"),
+    rc_augment: Annotated[bool, _option(FinetuneConfig, "rc_augment")] = False,
+    rc_average: Annotated[bool, _option(FinetuneConfig, "rc_average")] = False,
+    batch_size: Annotated[int | None, typer.Option(help=BENCH_OPTION_HELP["batch_size"])] = None,
+    lr: Annotated[float | None, typer.Option(help=BENCH_OPTION_HELP["lr"])] = None,
+    adapt_steps: Annotated[int, typer.Option(help=BENCH_OPTION_HELP["adapt_steps"])] = default(
+        FinetuneConfig, "adapt_steps"
+    ),
 ) -> None:
     """Compare models on the same splits, seeds and budget (bench.json, bench.md, bench.png)."""
-    from genoml.bench import BenchConfig, run_bench
-    from genoml.checks import check_threads, check_time_budget
+    from genoml.bench import run_bench  # heavy: imports torch
 
     check_threads(threads)
     check_time_budget(time_budget)
-
-    if rc not in ("auto", "on", "off"):
-        raise InputError(f"--rc: '{rc}' is not supported; use auto, on or off")
+    require([("--rc", rc, rc in ("auto", "on", "off"), "auto, on or off")])
     options = {"rc_augment": rc_augment, "rc_average": rc_average, "rc": rc if rc != "auto" else None}
     options.update({k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None})
-    if adapt_steps < 0:
-        raise InputError(f"--adapt-steps: must be 0 or more, got {adapt_steps}")
+    require([("--adapt-steps", adapt_steps, adapt_steps >= 0, "0 or more")])
     options["adapt_steps"] = adapt_steps
     cfg = BenchConfig(
         train=train,

@@ -11,17 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.masking import MaskNoise, mask_tokens
 from genoml.tokenizers import BERT_SPECIALS, KmerTokenizer, _ResidueTokenizer
-
-if TYPE_CHECKING:
-    from genoml.pretrain import PretrainConfig
 
 
 class MaskedBatcher:

@@ -23,51 +23,18 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from genoml.config import BASELINE_NETS, write_json
+from genoml.config import MultitaskConfig, write_json
 from genoml.errors import InputError
 from genoml.runs import write_meta
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MultitaskConfig:
-    """Settings of `genoml multitask` (datasets: "NAME=FILE" or FILE; exclude: files of sequences to keep out)."""
-
-    datasets: list[str]
-    out: str = "runs/multitask"
-    arch: str = "cnn"
-    exclude: list[str] = field(default_factory=list)
-    time_budget_min: float | None = None
-    epochs: int = 10  # over the summed training sets
-    batch_size: int = 64
-    lr: float = 2e-3
-    valid_fraction: float = 0.05
-    seed: int = 0
-    threads: int | None = None
-    force: bool = False
-
-    def validate(self) -> None:
-        if len(self.datasets) < 1:
-            raise InputError("multitask: give at least one labelled dataset (NAME=FILE or FILE)")
-        if self.arch not in BASELINE_NETS:
-            raise InputError(f"--arch: '{self.arch}' is not supported; use one of {', '.join(BASELINE_NETS)}")
-        for flag, v in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if v < 1:
-                raise InputError(f"{flag}: must be at least 1, got {v}")
-        if not self.lr > 0:
-            raise InputError(f"--lr: must be positive, got {self.lr}")
-        if not 0 < self.valid_fraction < 0.5:
-            raise InputError(f"--valid-fraction: must be in (0, 0.5), got {self.valid_fraction}")
-        if self.time_budget_min is not None and not self.time_budget_min > 0:
-            raise InputError(f"--time-budget: must be positive minutes, got {self.time_budget_min}")
 
 
 # ---------------------------------------------------------------- leakage screen
@@ -207,11 +174,12 @@ def _train_in(
     cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command
 ) -> dict:
     """The multitask run proper, writing into the prepared `out`."""
+    from genoml.config import TrainConfig
     from genoml.data import LabelSpace, collate, make_windows, stratified_split
     from genoml.metrics import compute_metrics
     from genoml.runs import versions
     from genoml.tokenizers import build_tokenizer
-    from genoml.train import TrainConfig, Trainer
+    from genoml.train import Trainer
 
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
     sets: list[_Set] = []

@@ -14,36 +14,14 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import chain, islice
 
 import numpy as np
 
+from genoml.config import PredictConfig
 from genoml.errors import InputError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PredictConfig:
-    model: str
-    input: str = "-"
-    output: str = "-"
-    format: str = "tsv"  # tsv | csv | jsonl
-    threshold: float | None = None  # None = the run's
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | int8, see genoml.device.use_bf16
-    batch_tokens: int | None = None  # None: 4096 on CPU, 16384 on CUDA
-    chunk_size: int = 4096
-    threads: int | None = None
-    strict: bool = False
-    alphabet: str | None = None
-    rna: bool = False
-    labels: str | None = None
-    bed: str | None = None
-    genome: str | None = None
-    trust_remote_code: bool = False  # a run fine-tuned from a model that ships its own code
-    revision: str | None = None
 
 
 def chunks(it: Iterable, n: int) -> Iterator[list]:

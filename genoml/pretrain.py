@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from genoml.config import PretrainConfig, TrainConfig
 from genoml.corpus import Corpus, build_corpus_cache
 from genoml.device import resolve_device
 from genoml.errors import InputError
@@ -34,81 +34,9 @@ from genoml.pretrain_model import (
 from genoml.pretrain_outputs import PretrainSetup, clear_debug, debug_dir, log_setup, save_outputs
 from genoml.runs import prepare_run_dir
 from genoml.tokenizers import bpe_vocab_size
-from genoml.train import TrainConfig, Trainer, TrainResult, force_cpu
+from genoml.train import Trainer, TrainResult, force_cpu
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PretrainConfig:
-    """Settings of `genoml pretrain` (defaults in one place)."""
-
-    inputs: list[str] = field(default_factory=list)
-    out: str = "runs/pretrain"
-    preset: str = "small"
-    arch: str | None = None  # None: "bert" for DNA, "esm" (ESM-2 style, rotary) for protein
-    tokenizer: str | None = None  # None: "char" for DNA, "esm" for protein
-    alphabet: str = "auto"
-    window: int = 512  # bases (DNA) or residues (protein) per training window
-    max_steps: int = 10_000
-    batch_size: int = 32  # sequences per optimizer step, over all processes and accumulation steps
-    lr: float = 5e-4
-    mask_rate: float = 0.15
-    eval_fraction: float = 0.02
-    eval_windows: int = 256
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 50
-    seed: int = 0
-    resume: bool = False
-    model: str | None = None  # continued pretraining from a HF masked-LM folder (or hub id)
-    time_budget_min: float | None = None
-    grad_accum: int = 1
-    force: bool = False
-    dropout: float = 0.1  # hidden dropout while pretraining a new model; the saved config keeps 0.1
-    warmup_ratio: float = 0.06
-    threads: int | None = None
-    device: str = "auto"  # auto | cpu | cuda
-    compile: bool = False  # torch.compile the encoder
-    prefetch: int = 2  # batches prepared ahead in a background thread (0: on demand)
-
-    def validate(self) -> None:
-        checks = [
-            ("--window", self.window >= 8, "at least 8"),
-            ("--max-steps", self.max_steps >= 1, "at least 1"),
-            ("--batch-size", self.batch_size >= 1, "at least 1"),
-            (
-                "--grad-accum",
-                self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0,
-                "at least 1 and a divisor of --batch-size",
-            ),
-            ("--lr", self.lr > 0, "positive"),
-            ("--mask-rate", 0 < self.mask_rate < 1, "in (0, 1)"),
-            ("--eval-fraction", 0 < self.eval_fraction < 0.5, "in (0, 0.5)"),
-            ("--eval-windows", self.eval_windows >= 1, "at least 1"),
-            ("--eval-every", self.eval_every >= 1, "at least 1"),
-            ("--checkpoint-every", self.checkpoint_every >= 1, "at least 1"),
-            ("--dropout", 0 <= self.dropout < 1, "in [0, 1)"),
-            ("--prefetch", self.prefetch >= 0, "0 or more"),
-        ]
-        for flag, ok, allowed in checks:
-            if not ok:
-                name = flag[2:].replace("-", "_")
-                raise InputError(f"{flag}: got {getattr(self, name)!r}; must be {allowed}")
-        if self.alphabet not in ("auto", "dna", "protein"):
-            raise InputError(f"--alphabet: got {self.alphabet!r}; allowed: auto, dna, protein")
-        if self.time_budget_min is not None and self.time_budget_min <= 0:
-            raise InputError(f"--time-budget: got {self.time_budget_min}; give minutes > 0")
-        from genoml.tokenizers import bpe_vocab_size
-
-        if bpe_vocab_size(self.tokenizer) and self.model:
-            raise InputError(
-                f"--tokenizer {self.tokenizer}: continued pretraining (--model) keeps the model's tokenizer"
-            )
-        if not self.inputs:
-            raise InputError(
-                "pretrain: no input FASTA files given; pass one or more FASTA files (gz or plain)"
-            )
 
 
 # ---------------------------------------------------------------- the run

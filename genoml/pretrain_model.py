@@ -12,21 +12,18 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
 
 from genoml.archs import check_loading, detect
+from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.errors import InputError
 from genoml.io import detect_alphabet, read_fasta
 from genoml.models import check_safe_weights, max_positions, read_model_config
 from genoml.presets import build_mlm_model
 from genoml.tokenizers import build_tokenizer, load_tokenizer, train_bpe
-
-if TYPE_CHECKING:
-    from genoml.pretrain import PretrainConfig
 
 log = logging.getLogger(__name__)
 

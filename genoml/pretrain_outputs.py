@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.mlm import baseline_warning
 from genoml.presets import parameter_count
 from genoml.runs import versions, write_meta
 
 if TYPE_CHECKING:
-    from genoml.pretrain import PretrainConfig
     from genoml.train import TrainResult
 
 log = logging.getLogger(__name__)

@@ -37,65 +37,13 @@ from genoml.checkpoints import (  # noqa: F401  (save_tensors, load_tensors, COM
     set_rng_state,
     write_checkpoint,
 )
+from genoml.config import TrainConfig
 from genoml.device import fused_kernels
 from genoml.errors import GenomlError, InputError
 
 log = logging.getLogger(__name__)
 
 BEST_IN_MEMORY_BYTES = 2**31  # larger models keep their best weights on disk
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings. Steps are optimizer steps; one step = `grad_accum` micro-batches per rank.
-
-    Global batch = per-rank micro-batch x world size x grad_accum. To keep it fixed whatever the
-    number of processes, `get_batch` should split one global micro-batch across ranks (row i goes
-    to rank i % world_size, as genoml.pretrain and genoml.finetune do): the optimizer then sees the
-    same examples per step on 1 or N processes.
-    """
-
-    max_steps: int
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    grad_accum: int = 1
-    clip_norm: float = 1.0
-    seed: int = 0
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 50
-    patience: int | None = None  # evals without improvement of select_metric before early stop
-    time_budget_s: float | None = None  # wall time over the whole run, resumes included
-    select_metric: str | None = None  # evaluate() key used for early stopping and best weights
-    greater_is_better: bool = True
-    keep_checkpoints: int = 1
-    eval_at_start: bool = False  # also evaluate the untrained model (step 0), e.g. for a loss curve
-    schedule: str = "linear"  # linear | cosine | constant (after warmup)
-    mixed_precision: str | None = None  # None = bf16 on CUDA, "no" on CPU
-    device: str | None = None  # None/"auto": CUDA when available; "cpu" keeps training on the CPU; "cuda"
-    find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
-    fit_schedule_to_budget: bool = True  # with a time budget, decay the lr to 0 when the budget is spent
-
-    def validate(self) -> None:
-        checks = [
-            ("max_steps", self.max_steps >= 1, "at least 1"),
-            ("lr", self.lr > 0, "positive"),
-            ("grad_accum", self.grad_accum >= 1, "at least 1"),
-            ("eval_every", self.eval_every >= 1, "at least 1"),
-            ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
-            ("log_every", self.log_every >= 1, "at least 1"),
-            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
-            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
-            ("schedule", self.schedule in ("linear", "cosine", "constant"), "linear, cosine or constant"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise InputError(f"training setting {name}={getattr(self, name)!r}: must be {allowed}")
-        if self.patience is not None and self.select_metric is None:
-            raise InputError(
-                "training setting patience needs select_metric (the metric early stopping watches)"
-            )
 
 
 @dataclass

@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 torch.set_num_threads(int(sys.argv[5]))
 try:  # this checkout; the revision measured as --before may predate the split of genoml.pretrain
+    from genoml.config import PretrainConfig
     from genoml.corpus import Corpus, build_corpus_cache
     from genoml.mlm_batches import MaskedBatcher
-    from genoml.pretrain import PretrainConfig
     from genoml.pretrain_model import tokens_for_window
 except ImportError:
     from genoml.pretrain import Corpus, MaskedBatcher, PretrainConfig, build_corpus_cache, tokens_for_window
@@ -151,7 +151,8 @@ def predict_seconds(run_dir: Path, seqs: list[str], work: Path, threads: int, pr
     """`genoml predict` on all seqs minus on 16 (model loading excluded, as on the pipeline side)."""
     from bench_suite import write_fasta
 
-    from genoml.predict import PredictConfig, run_predict
+    from genoml.config import PredictConfig
+    from genoml.predict import run_predict
 
     def timed(records, name):
         fasta = write_fasta(work / name, records)

@@ -27,8 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genoml.bench import BenchConfig, machine_info, run_bench  # noqa: E402
-from genoml.config import DataConfig, FinetuneConfig, write_json  # noqa: E402
+from genoml.bench import machine_info, run_bench  # noqa: E402
+from genoml.config import BenchConfig, DataConfig, FinetuneConfig, write_json  # noqa: E402
 
 log = logging.getLogger("genoml.bench_suite")
 
@@ -524,7 +524,8 @@ def pipeline_throughput(run_dir: Path, seqs: list[str], batch_size: int, threads
 def genoml_predict_throughput(run_dir: Path, seqs: list[str], workdir: Path, threads: int) -> dict:
     """`genoml predict` (FASTA in, TSV out) on all `seqs` minus the same on 16 of them: the marginal cost,
     i.e. model loading excluded as on the pipeline side (which is timed after a warm-up)."""
-    from genoml.predict import PredictConfig, run_predict
+    from genoml.config import PredictConfig
+    from genoml.predict import run_predict
 
     def timed(records: list[str], name: str) -> float:
         fasta = write_fasta(workdir / name, records)

@@ -21,7 +21,8 @@ pretrain() {  # name alphabet arch preset window lr max_steps files...
 import logging, sys, torch
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-from genoml.pretrain import PretrainConfig, run_pretrain
+from genoml.config import PretrainConfig
+from genoml.pretrain import run_pretrain
 name, alphabet, arch, preset, window, lr, steps, budget, *files = sys.argv[1:]
 run_pretrain(PretrainConfig(
     inputs=files, out=f"data/models/{name}", preset=preset, arch=arch, alphabet=alphabet,

@@ -9,7 +9,8 @@ import sys
 
 import torch
 
-from genoml.pretrain import PretrainConfig, run_pretrain
+from genoml.config import PretrainConfig
+from genoml.pretrain import run_pretrain
 
 
 def main(argv: list[str]) -> None:

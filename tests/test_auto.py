@@ -84,7 +84,7 @@ def test_auto_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main([*argv, "--model", "cnn", "--candidates", "rnn"]) == 2
     assert "--candidates: only with --model auto" in capsys.readouterr().err
     assert main([*argv, "--rc", "maybe"]) == 2
-    assert "--rc: 'maybe'" in capsys.readouterr().err
+    assert "--rc: must be auto, on or off, got 'maybe'" in capsys.readouterr().err
     assert main([*argv, "--candidates", "cnn:lora"]) == 2
     assert "--candidates cnn:lora: 'cnn' is a baseline" in capsys.readouterr().err
     assert main([*argv, "--candidates", str(tmp_path / "no-such-run")]) == 2

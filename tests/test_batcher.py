@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.config import PretrainConfig
 from genoml.corpus import Corpus, build_corpus_cache
 from genoml.masking import grow_spans
 from genoml.mlm_batches import ArrayEncoder, MaskedBatcher, Prefetcher
-from genoml.pretrain import PretrainConfig
 from genoml.tokenizers import build_tokenizer
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genoml.bench import BenchConfig, compare, mark_noise, parse_model_spec, run_bench
+from genoml.bench import compare, mark_noise, parse_model_spec, run_bench
 from genoml.cli import main
+from genoml.config import BenchConfig
 from genoml.errors import InputError
 from tests.tiny import planted_motif_rows, write_csv
 

@@ -151,16 +151,28 @@ FLAG_CASES = [
     (
         "unknown-strategy",
         ["finetune", "{train}", "--strategy", "magic", "--out", "{out}"],
-        "--strategy: 'magic'",
+        "--strategy: must be one of probe, partial:N (e.g. partial:2), lora, full, got 'magic'",
     ),
     (
         "partial-not-number",
         ["finetune", "{train}", "--strategy", "partial:x", "--out", "{out}"],
         "--strategy",
     ),
-    ("pooling", ["finetune", "{train}", "--pooling", "x", "--out", "{out}"], "--pooling: 'x'"),
-    ("task", ["finetune", "{train}", "--task", "x", "--out", "{out}"], "--task: 'x'"),
-    ("head", ["finetune", "{train}", "--head", "x", "--out", "{out}"], "--head: 'x'"),
+    (
+        "pooling",
+        ["finetune", "{train}", "--pooling", "x", "--out", "{out}"],
+        "--pooling: must be mean or cls, got 'x'",
+    ),
+    (
+        "task",
+        ["finetune", "{train}", "--task", "x", "--out", "{out}"],
+        "--task: must be one of auto, binary, multiclass, multilabel, regression, got 'x'",
+    ),
+    (
+        "head",
+        ["finetune", "{train}", "--head", "x", "--out", "{out}"],
+        "--head: must be linear or mlp, got 'x'",
+    ),
     (
         "epochs-0",
         ["finetune", "{train}", "--epochs", "0", "--out", "{out}"],

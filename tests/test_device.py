@@ -210,7 +210,8 @@ def _meta_run(monkeypatch, model):
 
 
 def test_predict_uses_the_model_device(tmp_path, monkeypatch):
-    from genoml.predict import PredictConfig, run_predict
+    from genoml.config import PredictConfig
+    from genoml.predict import run_predict
 
     model = meta_model()
     _meta_run(monkeypatch, model)

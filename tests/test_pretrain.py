@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from genoml.config import PretrainConfig
 from genoml.corpus import Corpus, build_corpus_cache
 from genoml.errors import InputError
 from genoml.mlm_batches import MaskedBatcher
-from genoml.pretrain import PretrainConfig, run_pretrain
+from genoml.pretrain import run_pretrain
 from genoml.tokenizers import build_tokenizer, load_tokenizer
 from genoml.train import latest_checkpoint, load_tensors
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from genoml.config import TrainConfig
 from genoml.errors import InputError
 from genoml.train import (
     COMPLETE,
-    TrainConfig,
     Trainer,
     build_optimizer,
     latest_checkpoint,
