@@ -35,6 +35,7 @@ from genoml.config import (
 from genoml.errors import GenomlError, InputError
 from genoml.log import setup_logging
 from genoml.predict import run_predict
+from genoml.presets import MLM_ARCHS
 
 log = logging.getLogger("genoml")
 
@@ -221,9 +222,9 @@ def pretrain(
 
     check_threads(threads)
     check_time_budget(time_budget)
-    if arch is not None and arch not in ("bert", "esm"):
+    if arch is not None and arch not in MLM_ARCHS:
         raise InputError(
-            f"--arch: '{arch}' is not a masked-LM architecture here; use bert or esm (for a "
+            f"--arch: '{arch}' is not a masked-LM architecture here; use {', '.join(MLM_ARCHS)} (for a supervised "
             "convolutional trunk, pretrain it on labelled data with genoml multitask)"
         )
     require([("--dropout", dropout, 0 <= dropout < 1, "in [0, 1)")])

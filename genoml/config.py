@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genoml.errors import InputError
-from genoml.presets import PRESETS
+from genoml.presets import MLM_ARCHS, PRESETS
 
 if TYPE_CHECKING:
     from genoml.io import InputSpec
@@ -322,7 +322,9 @@ class PretrainConfig:
     out: str = setting("runs/pretrain", "Output folder (HF masked-LM + tokenizer + genoml.json).")
     preset: str = setting("small", " | ".join(PRESETS) + ".")
     arch: str | None = setting(  # None: "bert" for DNA, "esm" (ESM-2 style, rotary) for protein
-        None, "bert | esm (pre-LayerNorm, rotary positions); default bert for DNA, esm for protein."
+        None,
+        "bert | esm (pre-LayerNorm, rotary positions) | cnn (dilated residual CNN); default bert for DNA, esm "
+        "for protein.",
     )
     tokenizer: str | None = setting(  # None: "char" for DNA, "esm" for protein
         None, "kmer:K | nt-kmer:K | char | esm | protbert | bpe:V (default: char / esm)."
@@ -383,6 +385,7 @@ class PretrainConfig:
                     self.alphabet in ("auto", "dna", "protein"),
                     "auto, dna or protein",
                 ),
+                ("--arch", self.arch, self.arch in (None, *MLM_ARCHS), " or ".join(MLM_ARCHS)),
                 (
                     "--time-budget",
                     self.time_budget_min,

@@ -1,4 +1,5 @@
-"""Model presets for masked-LM pretraining: BERT for DNA, ESM-2 style for protein, built from scratch.
+"""Model presets for masked-LM pretraining: BERT for DNA, ESM-2 style for protein, or genoml's dilated residual
+CNN (`cnn`, genoml.archs.convlm), built from scratch.
 
 `build_mlm_model(preset, tokenizer, max_tokens)` returns a Hugging Face `*ForMaskedLM` whose vocabulary,
 pad and mask ids come from the genoml tokenizer; attention dropout is 0 and attention is SDPA, so the
@@ -31,7 +32,9 @@ PRESETS = {
     "small": Preset(hidden=256, layers=4, heads=4, intermediate=1024),
     "base": Preset(hidden=768, layers=12, heads=12, intermediate=3072),
 }
-ARCHS = ("bert", "esm")
+MLM_ARCHS = ("bert", "esm", "cnn")
+CNN_BLOCKS_PER_LAYER = 2  # a ConvLM block costs about a quarter of a transformer layer: twice the blocks
+CNN_KERNEL, CNN_MAX_DILATION = 9, 16
 
 
 def default_arch(tokenizer) -> str:
@@ -39,15 +42,27 @@ def default_arch(tokenizer) -> str:
 
 
 def build_config(preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1):
-    """The transformers config (BertConfig or EsmConfig) of a preset for this tokenizer."""
-    from transformers import BertConfig, EsmConfig
+    """The config (BertConfig, EsmConfig or genoml's ConvLMConfig) of a preset for this tokenizer."""
+    from transformers import BertConfig, EsmConfig  # heavy (torch): config.py imports PRESETS at CLI start-up
+
+    from genoml.archs.convlm import ConvLMConfig
 
     if preset not in PRESETS:
         raise InputError(f"--preset: '{preset}' is not a preset; use one of {', '.join(PRESETS)}")
     arch = arch or default_arch(tokenizer)
-    if arch not in ARCHS:
-        raise InputError(f"architecture '{arch}' is not supported; use one of {', '.join(ARCHS)}")
+    if arch not in MLM_ARCHS:
+        raise InputError(f"architecture '{arch}' is not supported; use one of {', '.join(MLM_ARCHS)}")
     p = PRESETS[preset]
+    if arch == "cnn":
+        return ConvLMConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=p.hidden,
+            num_hidden_layers=CNN_BLOCKS_PER_LAYER * p.layers,
+            kernel_size=CNN_KERNEL,
+            max_dilation=CNN_MAX_DILATION,
+            hidden_dropout_prob=dropout,
+            pad_token_id=tokenizer.pad_id,
+        )
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=p.hidden,
@@ -76,10 +91,17 @@ def build_config(preset: str, tokenizer, max_tokens: int, arch: str | None = Non
 def build_mlm_model(
     preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1
 ):
-    """A randomly initialised masked LM (BertForMaskedLM / EsmForMaskedLM). ESM's unused contact head is frozen."""
-    from transformers import BertForMaskedLM, EsmForMaskedLM
+    """A randomly initialised masked LM (BertForMaskedLM / EsmForMaskedLM / ConvLMForMaskedLM). ESM's unused
+    contact head is frozen."""
+    from transformers import BertForMaskedLM, EsmForMaskedLM  # heavy, as above
+
+    from genoml.archs import native_module
+    from genoml.archs.convlm import ConvLMConfig, ConvLMForMaskedLM
 
     config = build_config(preset, tokenizer, max_tokens, arch, dropout=dropout)
+    if config.model_type == ConvLMConfig.model_type:
+        native_module("convlm")  # AutoModelForMaskedLM / AutoModel know the saved folder
+        return ConvLMForMaskedLM(config)
     model = (BertForMaskedLM if config.model_type == "bert" else EsmForMaskedLM)(config)
     freeze_unused_(model)
     return model
@@ -87,9 +109,13 @@ def build_mlm_model(
 
 def build_random_encoder(preset: str, tokenizer, max_tokens: int, arch: str | None = None) -> nn.Module:
     """The encoder (BertModel / EsmModel, no pooler) of a preset, randomly initialised: finetune's baseline."""
-    from transformers import BertModel, EsmModel
+    from transformers import BertModel, EsmModel  # heavy, as above
+
+    from genoml.archs.convlm import ConvLMConfig, ConvLMModel
 
     config = build_config(preset, tokenizer, max_tokens, arch)
+    if config.model_type == ConvLMConfig.model_type:
+        return ConvLMModel(config)
     if config.model_type == "bert":
         return BertModel(config, add_pooling_layer=False)
     model = EsmModel(config, add_pooling_layer=False)

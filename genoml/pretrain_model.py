@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from genoml.archs import check_loading, detect
+from genoml.archs import check_loading, detect, native_module
 from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.errors import InputError
@@ -68,10 +68,13 @@ def _resolve_model_folder(spec: str) -> Path:
 
 
 def _refuse_foreign_code(spec, folder: Path) -> None:
-    """Masked-LM training runs transformers' own classes only: a native-only architecture (genoml implements its
-    encoder, not its LM head) or a config asking for remote code would load as something else."""
+    """Masked-LM training runs transformers' own classes or genoml's own masked LMs only: a published native
+    architecture (genoml implements its encoder, not its LM head) or a config asking for remote code would load
+    as something else."""
     raw = read_model_config(str(folder))
     native = detect(raw)
+    if native and hasattr(native_module(native), "MLM_CLASS"):
+        return  # genoml's own masked LM (pretrain --arch cnn): its LM head is genoml's too
     if native:
         raise InputError(
             f"--model {spec}: masked-LM training (pretrain --model, finetune --adapt-steps) of the published "

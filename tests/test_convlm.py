@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genoml.archs.convlm import ConvLMConfig, ConvLMForMaskedLM, ConvLMModel
+from tests.test_pretrain import dna_fasta  # noqa: F401  (fixture)
 
 
 def tiny(**kw) -> ConvLMConfig:
@@ -78,3 +79,47 @@ def test_parameters_of_the_default_size():
 def test_bad_sizes_fail_at_construction(bad):
     with pytest.raises(ValueError, match="ConvLMConfig"):
         ConvLMConfig(vocab_size=10, **bad)
+
+
+def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta):  # noqa: F811
+    """pretrain --arch cnn writes a masked-LM folder that finetune uses as a base (its trunk, every tensor) and
+    that pretrain --model continues."""
+    import json
+
+    from genoml.cli import main
+    from tests.tiny import planted_motif_rows, write_csv
+
+    small = ["--preset", "tiny", "--window", "32", "--batch-size", "8", "--eval-every", "2"]
+    pre = tmp_path / "pre"
+    args = [
+        "-q",
+        "pretrain",
+        *dna_fasta,
+        "--arch",
+        "cnn",
+        *small,
+        "--max-steps",
+        "2",
+        "--eval-fraction",
+        "0.2",
+    ]
+    assert main([*args, "--out", str(pre)]) == 0
+    meta = json.loads((pre / "genoml.json").read_text())
+    assert meta["arch"] == "genoml_convlm" and meta["heldout"]["masked_acc"] is not None
+    assert (
+        json.loads((pre / "config.json").read_text())["num_hidden_layers"] == 4
+    )  # tiny: 2 layers x 2 blocks
+
+    data = write_csv(tmp_path / "train.csv", planted_motif_rows(40))
+    run = tmp_path / "run"
+    ft = ["-q", "finetune", str(data), "--model", str(pre), "--strategy", "partial:1", "--epochs", "1"]
+    assert main([*ft, "--out", str(run), "--no-baselines", "--no-attention"]) == 0
+    assert json.loads((run / "genoml.json").read_text())["arch"] == "hf"
+    preds = tmp_path / "p.tsv"
+    assert main(["-q", "predict", "--model", str(run), str(data), "-o", str(preds)]) == 0
+    assert len(preds.read_text().splitlines()) == 41
+
+    more = tmp_path / "more"
+    assert main(["-q", "pretrain", *dna_fasta, "--model", str(pre), *small[2:], "--max-steps", "1",
+                 "--eval-fraction", "0.2", "--out", str(more)]) == 0  # fmt: skip
+    assert json.loads((more / "genoml.json").read_text())["base_model"] == str(pre)

@@ -50,4 +50,4 @@ def test_cli_pretrain_esm_arch_and_warning_in_genoml_json(tmp_path, dna_fasta): 
     assert meta["arch"] == "esm" and meta["config"]["dropout"] == 0.0
     acc, ctx = meta["heldout"]["masked_acc"], meta["heldout"]["baselines"]["context_acc"]
     assert ("warning" in meta) == (acc < ctx + 0.02)  # two steps: almost surely warned
-    assert main(["pretrain", *dna_fasta, "--arch", "cnn", "--out", str(tmp_path / "x")]) == 2
+    assert main(["pretrain", *dna_fasta, "--arch", "lstm", "--out", str(tmp_path / "x")]) == 2

@@ -107,7 +107,7 @@ class ConvEncoder(nn.Module):
 class ConvLMPreTrainedModel(NativePreTrainedModel):
     config_class = ConvLMConfig
     base_model_prefix = "convlm"
-    _supports_sdpa = False
+    _supports_sdpa = True  # no attention: any attn_implementation a loader asks for is accepted and unused
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
