@@ -143,9 +143,15 @@ def _fit_kmer(job: Job) -> Fitted:
         job.splits["train"].seqs, job.targets["train"].numpy()
     )
     n = int(km.coef.size + km.intercept.size)
-    predictor = Predictor(None, job.labels, kmer=km)
     return Fitted(
-        "kmer-linear", None, None, 0, "kmer-linear", predictor, {"trainable": n, "total": n}, kmer=km
+        arch="kmer-linear",
+        model=None,
+        tokenizer=None,
+        max_tokens=0,
+        source="kmer-linear",
+        predictor=Predictor(None, job.labels, kmer=km),
+        parameters={"trainable": n, "total": n},
+        kmer=km,
     )
 
 
@@ -172,15 +178,14 @@ def _fit_torch(job: Job) -> Fitted:
     result, parameters = train_torch(job, model, tokenizer, max_tokens)
     merge_lora_(model)
     model.eval()
-    predictor = job.predictor(model, tokenizer, max_tokens)
     return Fitted(
-        model.arch,
-        model,
-        tokenizer,
-        max_tokens,
-        source,
-        predictor,
-        parameters,
+        arch=model.arch,
+        model=model,
+        tokenizer=tokenizer,
+        max_tokens=max_tokens,
+        source=source,
+        predictor=job.predictor(model, tokenizer, max_tokens),
+        parameters=parameters,
         history=result.history,
         stopped=result.stopped_reason,
         adapted=adapted,
