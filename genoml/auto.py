@@ -289,7 +289,7 @@ def workers_for(n_jobs: int, threads: int | None) -> int:
 def run_auto(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     """Train every candidate, keep the best on validation in cfg.out; returns {"out", "metrics", "stopped"}."""
     from genoml.data import LabelSpace
-    from genoml.finetune import load_splits
+    from genoml.finetune_data import load_splits
     from genoml.metrics import headline_metric
     from genoml.outputs import discard_outputs, record_outputs
     from genoml.runs import prepare_run_dir

@@ -590,7 +590,7 @@ def toy(tmp_path_factory):
 def test_finetune_predict_embed_attention(published, strategy, toy, tmp_path, capsys, monkeypatch):
     arch, folder = published
     monkeypatch.setattr(
-        "genoml.finetune._write_reports", lambda *a, **k: None
+        "genoml.finetune.write_reports", lambda *a, **k: None
     )  # plots: tested elsewhere, slow
     train, valid, test, fa = toy
     run = tmp_path / "run"

@@ -127,7 +127,8 @@ def test_predictor_feeds_the_model_on_its_device_whatever_it_was_built_with():
 
 def _job(tmp_path, strategy: str):
     from genoml.config import DataConfig, FinetuneConfig
-    from genoml.finetune import Job, Split
+    from genoml.finetune_data import Split
+    from genoml.finetune_train import Job
 
     rows = {"train": SEQS * 4, "valid": SEQS}
     splits = {
@@ -169,12 +170,12 @@ def test_validation_inside_training_uses_the_model_device(tmp_path, monkeypatch,
     """The crash of issue 14: validation during training built a Predictor with device=cpu while the model
     was on cuda:0. Also the probe's feature caching and its cached-feature validation."""
     import genoml.train
-    from genoml.finetune import train_torch
+    from genoml.finetune_train import train_torch
 
     monkeypatch.setattr(genoml.train, "Trainer", _AcceleratedTrainer)
     model = meta_model()
     check_inputs_on_model_device(model.classifier)
-    result = train_torch(_job(tmp_path, strategy), model, build_tokenizer("char"), 64)
+    result, _ = train_torch(_job(tmp_path, strategy), model, build_tokenizer("char"), 64)
     assert result.history[0]["event"] == "eval"
     if strategy == "probe":
         assert model.classifier.seen > 0  # validation ran the head on the cached features, on meta
@@ -183,7 +184,7 @@ def test_validation_inside_training_uses_the_model_device(tmp_path, monkeypatch,
 
 
 def test_probe_feature_caching_uses_the_model_device():
-    from genoml.finetune import encode_features
+    from genoml.heads import encode_features
 
     model = meta_model()
     feats = encode_features(model, [[2, 5, 6, 3], [2, 7, 3]], pad_id=0)

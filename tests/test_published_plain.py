@@ -67,7 +67,7 @@ def published(request, tmp_path_factory):
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
 def test_plain_published_model_end_to_end(published, strategy, tmp_path, capsys, monkeypatch):
     name, folder, (train, valid, test, fa) = published
-    monkeypatch.setattr("genoml.finetune._write_reports", lambda *a, **k: None)  # plots are tested elsewhere
+    monkeypatch.setattr("genoml.finetune.write_reports", lambda *a, **k: None)  # plots are tested elsewhere
     run = tmp_path / "run"
     rc = main(
         [

@@ -8,15 +8,8 @@ import numpy as np
 import pytest
 
 from genoml.metrics import compute_metrics, headline_fn, paired_bootstrap
-from genoml.report import (
-    plot_calibration,
-    plot_confusion,
-    plot_curves,
-    plot_regression,
-    plot_roc_pr,
-    write_model_card,
-    write_report,
-)
+from genoml.plots import plot_calibration, plot_confusion, plot_curves, plot_regression, plot_roc_pr
+from genoml.report import write_model_card, write_report
 
 HISTORY = [
     {"epoch": e, "train_loss": 1.0 / e, "valid_loss": 1.1 / e, "valid_mcc": 0.2 * e} for e in (1, 2, 3)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from genoml.cli import main
+from genoml.plots import curve_rows
 from genoml.positive import choose_positive
-from genoml.report import curve_rows
 from genoml.splits import (
     chrom_groups,
     leakage,
