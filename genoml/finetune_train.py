@@ -19,7 +19,7 @@ import torch
 
 import genoml.train  # Trainer looked up at call time (tests stand in their own)
 from genoml.alphabet import reverse_complement
-from genoml.config import FinetuneConfig
+from genoml.config import FinetuneConfig, TrainConfig
 from genoml.data import LabelSpace, aggregate_windows, bucketed_batches, collate, make_windows
 from genoml.device import model_device, resolve_device
 from genoml.errors import InputError
@@ -29,7 +29,7 @@ from genoml.inference import Predictor, logits_to_scores
 from genoml.metrics import compute_metrics, headline_metric
 from genoml.positive import choose_positive, order_binary
 from genoml.strategies import count_parameters
-from genoml.train import TrainConfig, TrainResult
+from genoml.train import TrainResult
 
 log = logging.getLogger(__name__)
 
