@@ -31,7 +31,7 @@ from genoml.kmer_linear import KmerLinear
 from genoml.models import check_safe_weights
 from genoml.outputs import discard_outputs, record_outputs
 from genoml.predictions import write_predictions
-from genoml.runs import prepare_run_dir, save_model
+from genoml.runs import RunMeta, prepare_run_dir, save_model
 from genoml.splits import leakage
 from genoml.strategies import apply_strategy_, merge_lora_
 from genoml.trunks import apply_trunk_strategy_, is_convolutional
@@ -231,30 +231,31 @@ def _prediction_record(job: Job, name: str, scores: np.ndarray) -> dict:
     }
 
 
-def _run_meta(job: Job, fitted: Fitted, command) -> dict:
+def _run_meta(job: Job, fitted: Fitted, command) -> RunMeta:
     """genoml.json of the run (its config: the user's, with the adapted model under --adapt-steps)."""
     cfg, alphabet, arch = job.cfg, job.alphabet, fitted.arch
     config = dataclasses.replace(cfg, model=fitted.adapted) if fitted.adapted else cfg
-    return {
-        "kind": "finetuned",
-        "arch": arch,
-        "labels": job.labels.to_dict(),
-        "alphabet": alphabet,
-        "tokenizer": getattr(fitted.tokenizer, "spec", None),
-        "max_tokens": fitted.max_tokens,
-        "stride": cfg.stride,
-        "aggregate": cfg.aggregate,
-        "rc_average": cfg.rc_average and alphabet == "dna",
-        "threshold": cfg.threshold,
-        "pooling": cfg.pooling,
-        "head": cfg.head,
-        "strategy": cfg.strategy if arch == "hf" or getattr(fitted.model, "from_base", None) else "full",
-        "source_model": fitted.source,
-        "revision": cfg.revision,
-        "seed": cfg.seed,
-        "data": {
-            n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in job.splits.items()
-        },
-        "config": config.to_dict(),
-        "command": command,
+    data = {
+        n: {"source": s.source, "sha256": sha256(s.file), "n": len(s.seqs)} for n, s in job.splits.items()
     }
+    return RunMeta(
+        kind="finetuned",
+        arch=arch,
+        labels=job.labels,
+        alphabet=alphabet,
+        tokenizer=getattr(fitted.tokenizer, "spec", None),
+        max_tokens=fitted.max_tokens,
+        stride=cfg.stride,
+        aggregate=cfg.aggregate,
+        rc_average=cfg.rc_average and alphabet == "dna",
+        threshold=cfg.threshold,
+        pooling=cfg.pooling,
+        head=cfg.head,
+        strategy=cfg.strategy if arch == "hf" or getattr(fitted.model, "from_base", None) else "full",
+        source_model=fitted.source,
+        revision=cfg.revision,
+        seed=cfg.seed,
+        config=config.to_dict(),
+        command=command,
+        extra={"data": data},
+    )

@@ -22,6 +22,7 @@ from genoml.io import Record
 from genoml.kmer_linear import KmerLinear
 from genoml.metrics import compute_metrics, headline_fn, headline_metric, paired_bootstrap
 from genoml.motifs import find_motifs, write_motifs
+from genoml.runs import RunMeta
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def summary(metrics: dict, task: str) -> str:
 
 
 def write_reports(
-    job: Job, out: Path, meta: dict, metrics: dict, history, predictions, model, with_baselines
+    job: Job, out: Path, meta: RunMeta, metrics: dict, history, predictions, model, with_baselines
 ) -> None:
     """report.md and the model card of the run in `out`, from its genoml.json `meta` and metrics."""
     from genoml.report import write_model_card, write_report  # heavy: matplotlib
@@ -134,17 +135,17 @@ def write_reports(
         out,
         settings=settings,
         metrics=evaluated,
-        source_model=str(meta["source_model"]),
-        licence=licence_of(meta["source_model"]),
+        source_model=str(meta.source_model),
+        licence=licence_of(meta.source_model),
         data_description=", ".join(
-            f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta["data"].items()
+            f"{n}: {d['source']} ({d['n']} sequences)" for n, d in meta.extra["data"].items()
         ),
         stopped=stopped,
     )
 
 
-def _settings(job: Job, meta: dict) -> dict:
-    settings = {k: meta[k] for k in SETTINGS}
+def _settings(job: Job, meta: RunMeta) -> dict:
+    settings = {k: getattr(meta, k) for k in SETTINGS}
     settings["task"] = job.labels.task
     settings["labels"] = ", ".join(job.labels.names)
     if job.positive:

@@ -22,7 +22,7 @@ from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.mlm import baseline_warning
 from genoml.presets import parameter_count
-from genoml.runs import versions, write_meta
+from genoml.runs import RunMeta
 
 if TYPE_CHECKING:
     from genoml.train import TrainResult
@@ -94,9 +94,9 @@ def save_outputs(out: Path, setup: PretrainSetup, result: TrainResult, wall_s: f
     meta = pretrain_meta(setup, result, last_eval, wall_s)
     warning = baseline_warning(last_eval.get("masked_acc"), setup.baselines)
     if warning:
-        meta["warning"] = warning
+        meta.extra["warning"] = warning
         log.warning("%s", warning)
-    write_meta(out, meta)
+    meta.write(out)
     plot_losses(result.history, out / "loss.png", setup.baselines)
     if result.stopped_reason != "interrupted":
         shutil.rmtree(out / "cache", ignore_errors=True)
@@ -118,17 +118,12 @@ def _save_model(out: Path, setup: PretrainSetup) -> None:
     setup.tokenizer.save_pretrained(out)
 
 
-def pretrain_meta(setup: PretrainSetup, result: TrainResult, last_eval: dict, wall_s: float) -> dict:
+def pretrain_meta(setup: PretrainSetup, result: TrainResult, last_eval: dict, wall_s: float) -> RunMeta:
     """The genoml.json of a pretrained model: what it is, how it was trained, on what, and how well."""
     cfg, mlm, tokenizer, corpus = setup.cfg, setup.mlm, setup.tokenizer, setup.corpus
-    return {
-        "kind": "pretrained",
-        "tokenizer": cfg.tokenizer if tokenizer.spec == "hf" and cfg.tokenizer else tokenizer.spec,
-        "alphabet": corpus.alphabet,
-        "max_tokens": setup.max_tokens,
+    record = {
         "window": cfg.window,
         "preset": None if cfg.model else cfg.preset,
-        "arch": mlm.config.model_type,
         "base_model": cfg.model,
         "parameters": sum(p.numel() for p in mlm.parameters()),
         "steps": result.steps,
@@ -154,9 +149,16 @@ def pretrain_meta(setup: PretrainSetup, result: TrainResult, last_eval: dict, wa
             "span": 1 if not tokenizer.spec.startswith("kmer:") else tokenizer.k,
             "replace": "training 80% mask / 10% random / 10% unchanged; held-out 100% mask",
         },
-        "config": dataclasses.asdict(cfg),
-        "versions": versions(),
     }
+    return RunMeta(
+        kind="pretrained",
+        arch=mlm.config.model_type,
+        alphabet=corpus.alphabet,
+        tokenizer=cfg.tokenizer if tokenizer.spec == "hf" and cfg.tokenizer else tokenizer.spec,
+        max_tokens=setup.max_tokens,
+        config=dataclasses.asdict(cfg),
+        extra=record,
+    )
 
 
 def plot_losses(history: list[dict], path: Path, baselines: dict | None = None) -> None:

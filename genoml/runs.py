@@ -8,25 +8,31 @@ Everything is loaded from safetensors; nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from genoml import __version__
-from genoml.config import BASELINE_NETS
+from genoml.checks import check_safetensors
+from genoml.config import BASELINE_NETS, write_json
 from genoml.data import LabelSpace
 from genoml.errors import InputError
 from genoml.inference import Predictor
+from genoml.kmer_linear import KmerLinear
+from genoml.models import SequenceModel, build_baseline, check_safe_weights, load_hf_encoder
+from genoml.outputs import prepare_output_dir
+from genoml.tokenizers import load_tokenizer
 
 META = "genoml.json"
 
 
 def versions() -> dict[str, str]:
-    import transformers
+    import transformers  # heavy: loaded only when a run is saved
 
     return {
         "genoml": __version__,
@@ -40,47 +46,105 @@ def versions() -> dict[str, str]:
 def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False, inputs=()) -> Path:
     """Create the output directory of a run: refuse a non-empty one unless --force (replace genoml's own
     outputs, see genoml.outputs) or --resume (keep)."""
-    from genoml.outputs import prepare_output_dir
-
     return prepare_output_dir(path, flag="--out", inputs=inputs, force=force, resume=resume, kind="run")
 
 
-def read_meta(folder: str | Path) -> dict[str, Any]:
-    """The `genoml.json` of a genoml folder (run, pretrain, multitask); InputError naming the file when it is
-    missing or not JSON. The one reader of the run contract: every command reads it through here."""
-    path = Path(folder) / META
-    if not path.is_file():
-        raise InputError(
-            f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+@dataclass
+class RunMeta:
+    """The run contract: what `genoml.json` holds, typed. One writer (`write`) and one reader (`read`).
+
+    Every genoml folder has one: `kind` "finetuned" (a run that predicts: `labels` and the inference
+    settings below), "pretrained" (a masked-LM folder: `pretrain`), or "multitask" (a supervised trunk:
+    `multitask`). JSON layout: the fields below at the top level, None-valued optional ones left out, plus
+    the keys of `extra` (records of one kind of folder: corpus, held-out curve, data hashes, the auto
+    comparison...), so folders written by earlier versions read back unchanged.
+    """
+
+    kind: str  # finetuned | pretrained | multitask
+    arch: str  # hf | cnn | cnn-shallow | rnn | kmer-linear, or the model_type of a pretrained folder
+    alphabet: str | None = None  # dna | protein
+    tokenizer: str | None = None  # tokenizer spec (char, kmer:6, esm, hf, ...)
+    max_tokens: int | None = None
+    labels: LabelSpace | None = None  # finetuned runs: what the head predicts
+    stride: int | None = None  # windowing of long sequences at inference (None: non-overlapping)
+    aggregate: str = "mean"  # windows -> sequence: mean | max
+    rc_average: bool = False  # average both strands at inference
+    threshold: float = 0.5
+    pooling: str = "mean"
+    head: str = "linear"
+    strategy: str | None = None
+    source_model: str | None = None
+    revision: str | None = None
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the command's config dataclass, as a dict
+    command: list[str] | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predicts(self) -> bool:
+        """A fine-tuned run (has labels), as opposed to a pretrained or multitask trunk."""
+        return self.labels is not None and self.kind != "pretrained"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (value is None and f.name not in _ALWAYS):
+                continue
+            out[f.name] = value.to_dict() if isinstance(value, LabelSpace) else value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str = META) -> RunMeta:
+        names = {f.name for f in fields(cls)} - {"extra"}
+        missing = [k for k in ("kind", "arch") if k not in d and not (k == "kind" and "labels" in d)]
+        if missing:
+            raise InputError(f"{where}: no {' or '.join(missing)} field; not a genoml.json written by genoml")
+        known = {k: v for k, v in d.items() if k in names}
+        known.setdefault("kind", "finetuned")
+        if known.get("labels") is not None:
+            known["labels"] = LabelSpace(**known["labels"])
+        return cls(**known, extra={k: v for k, v in d.items() if k not in names})
+
+    @classmethod
+    def read(cls, folder: str | Path) -> RunMeta:
+        """The `genoml.json` of a genoml folder; InputError naming the file when it is missing or not JSON."""
+        path = Path(folder) / META
+        if not path.is_file():
+            raise InputError(
+                f"--model {folder}: no {META} here; is it a genoml run directory (from genoml finetune)?"
+            )
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(d, dict):
+            raise InputError(f"{path}: not a JSON object")
+        return cls.from_json(d, where=str(path))
+
+    def write(self, folder: str | Path) -> None:
+        """Write `genoml.json` atomically, stamped with the versions of genoml, torch and transformers."""
+        self.versions = self.versions or versions()
+        write_json(Path(folder) / META, self.to_json())
 
 
-def save_model(model, folder: Path, meta: dict[str, Any]) -> None:
+_ALWAYS = ("kind", "arch")
+
+
+def save_model(model, folder: Path, meta: RunMeta) -> None:
     """Write the model weights (safetensors) + tokenizer + genoml.json into `folder`."""
-    from safetensors.torch import save_file
-
-    if meta["arch"] == "hf":
+    if meta.arch == "hf":
         model.encoder.save_pretrained(folder, safe_serialization=True)
         head = {k: v.detach().contiguous().cpu() for k, v in model.classifier.state_dict().items()}
         save_file(head, str(folder / "head.safetensors"))
-    elif meta["arch"] in BASELINE_NETS:
+    elif meta.arch in BASELINE_NETS:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))
     if model is not None and getattr(model, "tokenizer", None) is not None:
         model.tokenizer.save_pretrained(folder)
-    write_meta(folder, {**meta, "versions": versions(), "command": meta.get("command") or sys.argv})
-
-
-def write_meta(folder: str | Path, meta: dict[str, Any]) -> None:
-    """Write `genoml.json` atomically (temporary file, then rename); the one writer of the run contract."""
-    path = Path(folder) / META
-    tmp = path.with_name(f".{META}.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    meta.command = meta.command or sys.argv
+    meta.write(folder)
 
 
 def load_predictor(
@@ -90,55 +154,53 @@ def load_predictor(
     batch_tokens: int = 16384,
     trust_remote_code: bool = False,
     revision: str | None = None,
-) -> tuple[Predictor, dict]:
+) -> tuple[Predictor, RunMeta]:
     """Rebuild the trained model of a run directory as a Predictor (weights from safetensors only).
 
     `trust_remote_code` is needed only for a run fine-tuned from a model whose code genoml does not implement."""
-    from safetensors.torch import load_file
-
-    from genoml.checks import check_safetensors
-    from genoml.kmer_linear import KmerLinear
-    from genoml.models import SequenceModel, build_baseline, load_hf_encoder
-    from genoml.tokenizers import load_tokenizer
-
     folder = Path(folder)
-    meta = read_meta(folder)
-    if "labels" not in meta or meta.get("kind") == "pretrained":
+    meta = RunMeta.read(folder)
+    check_run_folder(folder, meta)
+    dev = torch.device(device)
+    common = dict(
+        labels=meta.labels,
+        max_tokens=meta.max_tokens or 512,
+        stride=meta.stride,
+        aggregate=meta.aggregate,
+        rc_average=meta.rc_average,
+        batch_tokens=batch_tokens,
+        device=dev,
+    )
+    if meta.arch == "kmer-linear":
+        return Predictor(None, kmer=KmerLinear.load(folder), **common), meta
+    tokenizer = load_tokenizer(folder)
+    model = _load_network(folder, meta, tokenizer, revision=revision, trust_remote_code=trust_remote_code)
+    model.to(dev).eval()
+    return Predictor(model, tokenizer=tokenizer, **common), meta
+
+
+def check_run_folder(folder: Path, meta: RunMeta) -> None:
+    """InputError (exit 2) unless `folder` is a complete fine-tuned run; exit 3 for a weights file that could
+    run code (checked before any "corrupt file" message)."""
+    if not meta.predicts:
         raise InputError(
             f"--model {folder}: a pretrained model (genoml pretrain), not a fine-tuned run: it has no labels to "
             f"predict. Fine-tune it first (genoml finetune DATA --model {folder} --out RUN) and use RUN; "
             "for embeddings use genoml embed"
         )
-    for needed in ("head.safetensors",) if meta.get("arch") == "hf" else ():
-        if not (folder / needed).is_file():
-            raise InputError(
-                f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); "
-                "re-run genoml finetune"
-            )
-    if meta.get("arch") in BASELINE_NETS and not (folder / "model.safetensors").is_file():
+    needed = {"hf": "head.safetensors", **dict.fromkeys(BASELINE_NETS, "model.safetensors")}.get(meta.arch)
+    if needed and not (folder / needed).is_file():
         raise InputError(
-            f"--model {folder}: model.safetensors is missing (an incomplete or damaged run folder); "
-            "re-run genoml finetune"
+            f"--model {folder}: {needed} is missing (an incomplete or damaged run folder); re-run genoml finetune"
         )
-    from genoml.models import check_safe_weights
-
-    check_safe_weights(folder)  # a pickle that could run code is exit 3, before any "corrupt file" message
+    check_safe_weights(folder)
     check_safetensors(folder)
-    labels = LabelSpace(**meta["labels"])
-    dev = torch.device(device)
-    common = dict(
-        labels=labels,
-        max_tokens=meta.get("max_tokens", 512),
-        stride=meta.get("stride"),
-        aggregate=meta.get("aggregate", "mean"),
-        rc_average=meta.get("rc_average", False),
-        batch_tokens=batch_tokens,
-        device=dev,
-    )
-    if meta["arch"] == "kmer-linear":
-        return Predictor(None, kmer=KmerLinear.load(folder), **common), meta
-    tokenizer = load_tokenizer(folder)
-    if meta["arch"] == "hf":
+
+
+def _load_network(folder: Path, meta: RunMeta, tokenizer, *, revision, trust_remote_code) -> SequenceModel:
+    """The fine-tuned network of a transformer or cnn/rnn run, weights loaded."""
+    labels = meta.labels
+    if meta.arch == "hf":
         encoder = load_hf_encoder(str(folder), revision=revision, trust_remote_code=trust_remote_code)
         model = SequenceModel(
             "hf",
@@ -147,26 +209,20 @@ def load_predictor(
             tokenizer=tokenizer,
             labels=labels.names,
             task=labels.task,
-            pooling=meta.get("pooling", "mean"),
-            head=meta.get("head", "linear"),
+            pooling=meta.pooling,
+            head=meta.head,
         )
         model.classifier.load_state_dict(load_file(str(folder / "head.safetensors")))
-    else:
-        model = build_baseline(
-            meta["arch"],
-            tokenizer,
-            labels.n_out,
-            labels=labels.names,
-            task=labels.task,
-            head=meta.get("head", "linear"),
-        )
-        try:
-            model.load_state_dict(load_file(str(folder / "model.safetensors")))
-        except RuntimeError as e:  # e.g. a `cnn` run saved by genoml before its architecture changed
-            raise InputError(
-                f"{folder}: its {meta['arch']} weights do not fit this genoml's {meta['arch']} architecture (saved "
-                f"by genoml {meta.get('versions', {}).get('genoml', '?')}); re-run finetune with this version "
-                f"({str(e).splitlines()[0][:120]})"
-            ) from None
-    model.to(dev).eval()
-    return Predictor(model, tokenizer=tokenizer, **common), meta
+        return model
+    model = build_baseline(
+        meta.arch, tokenizer, labels.n_out, labels=labels.names, task=labels.task, head=meta.head
+    )
+    try:
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    except RuntimeError as e:  # e.g. a `cnn` run saved by genoml before its architecture changed
+        raise InputError(
+            f"{folder}: its {meta.arch} weights do not fit this genoml's {meta.arch} architecture (saved "
+            f"by genoml {meta.versions.get('genoml', '?')}); re-run finetune with this version "
+            f"({str(e).splitlines()[0][:120]})"
+        ) from None
+    return model

@@ -97,16 +97,34 @@ def test_lora_trains_adapters_and_head_only(tmp_path):
     assert not any("lora_" in n for n, _ in model.named_parameters())  # folded back into a plain encoder
 
 
-def test_run_dir_round_trip_and_missing_meta(tmp_path):
-    from genoml.runs import read_meta
+def test_run_meta_missing_broken_and_round_trip(tmp_path):
+    from genoml.data import LabelSpace
+    from genoml.runs import RunMeta
 
     with pytest.raises(InputError, match="no genoml.json"):
-        read_meta(tmp_path)
+        RunMeta.read(tmp_path)
     (tmp_path / "genoml.json").write_text("{not json")
     with pytest.raises(InputError, match=r"genoml\.json:1: not valid JSON"):
-        read_meta(tmp_path)
-    (tmp_path / "genoml.json").write_text(json.dumps({"arch": "cnn", "labels": {"task": "binary"}}))
-    assert read_meta(tmp_path)["arch"] == "cnn"
+        RunMeta.read(tmp_path)
+    (tmp_path / "genoml.json").write_text(json.dumps({"labels": {"task": "binary"}}))
+    with pytest.raises(InputError, match="no arch field"):
+        RunMeta.read(tmp_path)
+    # a folder written by an earlier genoml (no "kind", a record key RunMeta does not type) reads back
+    old = {"arch": "cnn", "labels": {"task": "binary", "names": ["0", "1"]}, "data": {"train": {"n": 3}}}
+    (tmp_path / "genoml.json").write_text(json.dumps(old))
+    meta = RunMeta.read(tmp_path)
+    assert (meta.kind, meta.arch, meta.predicts) == ("finetuned", "cnn", True)
+    assert meta.labels == LabelSpace("binary", ["0", "1"]) and meta.extra == {"data": {"train": {"n": 3}}}
+    assert (meta.aggregate, meta.rc_average, meta.threshold) == ("mean", False, 0.5)  # inference defaults
+    meta.write(tmp_path)
+    again = json.loads((tmp_path / "genoml.json").read_text())
+    assert again["data"] == old["data"] and again["labels"]["names"] == ["0", "1"]
+    assert again["versions"]["genoml"] and "stride" not in again  # None-valued optional fields left out
+    assert RunMeta.read(tmp_path) == meta
+    pretrained = RunMeta(kind="pretrained", arch="bert", alphabet="dna", extra={"window": 512})
+    pretrained.write(tmp_path)
+    back = RunMeta.read(tmp_path)
+    assert not back.predicts and back.extra["window"] == 512 and back.alphabet == "dna"
 
 
 def test_one_alphabet_module():
