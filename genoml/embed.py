@@ -52,7 +52,6 @@ def _tokenizer_folder(model: str, revision: str | None) -> str:
     """The local folder holding the tokenizer files of a folder or (downloaded) hub id."""
     if Path(model).expanduser().is_dir():
         return model
-
     try:
         return snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.txt", "*.model"])
     except Exception as e:  # noqa: BLE001
@@ -116,7 +115,6 @@ def run_embed(
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
-
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")

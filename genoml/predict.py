@@ -18,8 +18,17 @@ from dataclasses import dataclass
 from itertools import chain, islice
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from genoml import runs
+from genoml.data import window_starts
+from genoml.device import resolve_device as resolve_torch_device
+from genoml.device import resolve_precision
 from genoml.errors import InputError
+from genoml.io import InputSpec, atomic_output, read_records
+from genoml.log import progress_enabled
+from genoml.outputs import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +63,7 @@ def chunks(it: Iterable, n: int) -> Iterator[list]:
 
 def resolve_device(name: str) -> str:
     """--device auto|cpu|cuda -> "cpu" / "cuda[:N]" (InputError for cuda without a GPU); see genoml.device."""
-    from genoml.device import resolve_device as resolve
-
-    return str(resolve(name))
+    return str(resolve_torch_device(name))
 
 
 def columns(meta: dict) -> list[str]:
@@ -140,8 +147,6 @@ def predict_rows(predictor, meta: dict, records: list, threshold: float) -> list
 
 
 def _n_windows(length: int, width: int, stride: int | None) -> int:
-    from genoml.data import window_starts
-
     return len(window_starts(length, width, stride or max(1, width // 2)))
 
 
@@ -173,21 +178,12 @@ def check_config(cfg: PredictConfig) -> None:
 
 def run_predict(cfg: PredictConfig) -> dict:
     """Stream records from cfg.input through the run's model into cfg.output. Returns a summary."""
-    import torch
-
-    from genoml.io import InputSpec, atomic_output, read_records
-    from genoml.log import progress_enabled
-    from genoml.outputs import check_output_file
-    from genoml.runs import load_predictor
-
     check_config(cfg)
     check_output_file(cfg.output, flag="-o", inputs=[cfg.input, cfg.bed, cfg.genome, cfg.labels, cfg.model])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    from genoml.device import resolve_precision
-
     precision = resolve_precision(cfg.precision)
-    predictor, meta = load_predictor(
+    predictor, meta = runs.load_predictor(
         cfg.model,
         device=resolve_device(cfg.device),
         batch_tokens=cfg.batch_tokens,
@@ -205,8 +201,6 @@ def run_predict(cfg: PredictConfig) -> dict:
         lenient=not cfg.strict,
     )
     t0, n = time.time(), 0
-    from tqdm import tqdm
-
     reader = chunks(_predict_hints(read_records(spec), spec.alphabet), cfg.chunk_size)
     first = next(reader, None)  # an empty or unreadable input fails here, before a header is written
     if first is None:
