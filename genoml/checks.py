@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 from genoml.errors import InputError
+from genoml.models import hidden_layers
 from genoml.splits import SPLIT_BY
 
 
@@ -46,8 +47,6 @@ def check_finetune_flags(cfg) -> None:
 def check_model_fits(cfg, model, tokenizer, max_tokens: int) -> None:
     """Checks that need the built model: partial:N against its layers, --stride against its window."""
     if getattr(model, "arch", None) == "hf" and cfg.strategy_name() == "partial":
-        from genoml.models import hidden_layers  # heavy: genoml.models loads torch; the flag checks do not
-
         n_layers = len(hidden_layers(model.encoder))
         if cfg.partial_layers() > n_layers:
             raise InputError(

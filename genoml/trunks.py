@@ -22,11 +22,14 @@ import logging
 import types
 from pathlib import Path
 
+from safetensors.torch import load_file
 from torch import nn
 
 from genoml.config import BASELINE_NETS
 from genoml.errors import InputError
+from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN, build_baseline
 from genoml.runs import read_meta
+from genoml.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +69,6 @@ def build_from_base(
     """A SequenceModel with the trunk of genoml folder `name` and a fresh head of `n_out` outputs.
 
     -> (model, tokenizer). The input alphabet must match the trunk's."""
-    from safetensors.torch import load_file
-
-    from genoml.models import build_baseline
-    from genoml.tokenizers import load_tokenizer
-
     meta = base_meta(name)
     if meta is None:
         raise InputError(f"--model {name}: not a genoml folder with a cnn, cnn-shallow or rnn trunk")
@@ -99,8 +97,6 @@ def build_from_base(
 
 def trunk_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
     """The trunk's blocks from input to output, each as its parameter list (see the module docstring)."""
-    from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN
-
     if isinstance(encoder, OneHotCNN):
         return [list(encoder.stem.parameters())] + [list(b.parameters()) for b in encoder.blocks]
     if isinstance(encoder, ShallowCNN):
@@ -156,8 +152,6 @@ def apply_trunk_strategy_(model, strategy: str, partial_layers: int = 2) -> None
 
 
 def _block_modules(enc: nn.Module) -> list[nn.Module]:
-    from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN
-
     if isinstance(enc, OneHotCNN):
         return [enc.stem, *enc.blocks]
     if isinstance(enc, ShallowCNN):
