@@ -142,7 +142,6 @@ def native_module(name: str):
 
 def register(config_class, model_class) -> None:
     """Make ``AutoConfig``/``AutoModel`` build the native classes for their ``model_type`` (idempotent)."""
-    # heavy: transformers loads in seconds (`genoml models` lists ARCHS without it)
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
