@@ -40,7 +40,7 @@ def default_arch(tokenizer) -> str:
 
 def build_config(preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1):
     """The transformers config (BertConfig or EsmConfig) of a preset for this tokenizer."""
-    from transformers import BertConfig, EsmConfig  # heavy: `genoml --help` imports this module
+    from transformers import BertConfig, EsmConfig
 
     if preset not in PRESETS:
         raise InputError(f"--preset: '{preset}' is not a preset; use one of {', '.join(PRESETS)}")
@@ -77,7 +77,7 @@ def build_mlm_model(
     preset: str, tokenizer, max_tokens: int, arch: str | None = None, *, dropout: float = 0.1
 ):
     """A randomly initialised masked LM (BertForMaskedLM / EsmForMaskedLM). ESM's unused contact head is frozen."""
-    from transformers import BertForMaskedLM, EsmForMaskedLM  # heavy: `genoml --help` imports this module
+    from transformers import BertForMaskedLM, EsmForMaskedLM
 
     config = build_config(preset, tokenizer, max_tokens, arch, dropout=dropout)
     model = (BertForMaskedLM if config.model_type == "bert" else EsmForMaskedLM)(config)
@@ -87,7 +87,7 @@ def build_mlm_model(
 
 def build_random_encoder(preset: str, tokenizer, max_tokens: int, arch: str | None = None) -> nn.Module:
     """The encoder (BertModel / EsmModel, no pooler) of a preset, randomly initialised: finetune's baseline."""
-    from transformers import BertModel, EsmModel  # heavy: `genoml --help` imports this module
+    from transformers import BertModel, EsmModel
 
     config = build_config(preset, tokenizer, max_tokens, arch)
     if config.model_type == "bert":
