@@ -8,7 +8,12 @@ from __future__ import annotations
 import logging
 from itertools import islice
 
+from genoml import runs
+from genoml.device import resolve_device
 from genoml.errors import InputError
+from genoml.interpret import explain
+from genoml.io import read_records
+from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +44,10 @@ def run_attention(
     trust_remote_code: bool = False,
     revision: str | None = None,
 ) -> dict:
-    from genoml.interpret import explain
-    from genoml.io import read_records
-    from genoml.runs import load_predictor
-
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise InputError(f"--method {','.join(bad) or '(empty)'}: use one or more of {', '.join(METHODS)}")
-    from genoml.device import resolve_device
-
-    predictor, meta = load_predictor(
+    predictor, meta = runs.load_predictor(
         model, device=str(resolve_device(device)), trust_remote_code=trust_remote_code, revision=revision
     )
     if predictor.model is None:
@@ -68,7 +67,7 @@ def run_attention(
         )
         methods = kept
     if spec.alphabet == "auto":
-        spec.alphabet = meta.get("alphabet", "auto")
+        spec.alphabet = meta.alphabet or "auto"
     records = read_records(spec)
     if ids:
         wanted = set(ids)
@@ -78,8 +77,6 @@ def run_attention(
             raise InputError(f"--ids: not found in {spec.path or spec.bed}: {', '.join(sorted(missing)[:5])}")
     else:
         records = list(islice(records, limit))
-    from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
-
     layer_i, head_i = _index(layer, "--layer"), _index(head, "--head")
     folder = prepare_output_dir(
         out, flag="--out", inputs=[spec.path, spec.bed, spec.genome, model], force=force, kind="attention"
@@ -104,5 +101,9 @@ def run_attention(
 
 
 def _attention_free(encoder) -> bool:
-    """True for encoders that mix positions without attention (HyenaDNA's long convolutions)."""
-    return getattr(getattr(encoder, "config", None), "model_type", "") == "genoml_hyenadna"
+    """True for encoders that mix positions without attention (HyenaDNA's long convolutions, genoml's ConvLM)."""
+    config = getattr(encoder, "config", None)
+    return (
+        bool(getattr(config, "attention_free", False))
+        or getattr(config, "model_type", "") == "genoml_hyenadna"
+    )

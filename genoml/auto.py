@@ -24,17 +24,28 @@ import dataclasses
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
 import re
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from genoml.bench import parse_model_spec
 from genoml.config import BASELINE_MODELS, FinetuneConfig, write_json
+from genoml.data import LabelSpace
 from genoml.errors import GenomlError, InputError
-from genoml.runs import read_meta, write_meta
+from genoml.finetune import run_finetune
+from genoml.finetune_data import load_splits
+from genoml.io import reverse_complement
+from genoml.kmer_linear import kmer_counts
+from genoml.metrics import compute_metrics, headline_metric
+from genoml.models import hub_reachable
+from genoml.outputs import discard_outputs, record_outputs
+from genoml.runs import RunMeta, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +77,7 @@ def decide_rc(
 
     -> {"decision": "on"|"off", "valid_mcc_strand_aware": float, "valid_mcc_strand_symmetric": float, ...}
     """
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    from genoml.io import reverse_complement
-    from genoml.kmer_linear import kmer_counts
-    from genoml.metrics import compute_metrics, headline_metric
+    from sklearn.linear_model import LogisticRegression, Ridge  # heavy: scikit-learn, only for --rc auto
 
     y_train, y_valid = np.asarray(y_train), np.asarray(y_valid)
     if y_train.ndim > 1:  # multilabel: the first label
@@ -165,8 +172,6 @@ def resolve_rc(
 
 def candidate_specs(cfg: FinetuneConfig) -> list[str]:
     """Default candidates, then --candidates (duplicates dropped, order kept)."""
-    from genoml.bench import parse_model_spec
-
     specs = list(DEFAULT_CANDIDATES)
     for spec in cfg.candidates:
         try:
@@ -178,8 +183,6 @@ def candidate_specs(cfg: FinetuneConfig) -> list[str]:
             and not name.startswith("random:")
             and not Path(name).is_dir()
         ):
-            from genoml.models import hub_reachable
-
             if not hub_reachable():
                 raise InputError(
                     f"--candidates {spec}: '{name}' is not a local folder, and the Hugging Face Hub "
@@ -202,8 +205,6 @@ def _slug(spec: str, index: int) -> str:
 def _candidate_config(
     cfg: FinetuneConfig, spec: str, run_dir: Path, budget_min: float | None, threads: int | None
 ) -> FinetuneConfig:
-    from genoml.bench import parse_model_spec
-
     name, strategy = parse_model_spec(spec)
     return dataclasses.replace(
         cfg,
@@ -231,7 +232,6 @@ def _run_candidate(cfg_dict: dict, command: list[str], log_file: str | None) -> 
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
-    from genoml.finetune import run_finetune
 
     cfg = FinetuneConfig.from_dict(cfg_dict)
     t0 = time.time()
@@ -256,8 +256,8 @@ def _row(spec: str, run_dir: Path, out: Path, outcome: dict, headline: str) -> d
             row[split] = {k: m[split].get(k) for k in (headline, "auroc", "accuracy", "f1") if k in m[split]}
     row.update(train_seconds=m.get("train_seconds"), stopped=m.get("stopped"), parameters=m.get("parameters"))
     try:
-        meta = read_meta(run_dir)
-        row.update(arch=meta.get("arch"), strategy=meta.get("strategy"), rc_average=meta.get("rc_average"))
+        meta = RunMeta.read(run_dir)
+        row.update(arch=meta.arch, strategy=meta.strategy, rc_average=meta.rc_average)
     except InputError:
         pass
     return row
@@ -288,12 +288,6 @@ def workers_for(n_jobs: int, threads: int | None) -> int:
 
 def run_auto(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
     """Train every candidate, keep the best on validation in cfg.out; returns {"out", "metrics", "stopped"}."""
-    from genoml.data import LabelSpace
-    from genoml.finetune_data import load_splits
-    from genoml.metrics import headline_metric
-    from genoml.outputs import discard_outputs, record_outputs
-    from genoml.runs import prepare_run_dir
-
     if cfg.resume:
         raise InputError(
             "--resume: a --model auto run cannot be resumed; name the model (e.g. --model cnn) "
@@ -333,6 +327,7 @@ def run_auto(cfg: FinetuneConfig, command: list[str] | None = None) -> dict:
 
 
 def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels, headline, command) -> dict:
+    """Settle --rc, train every candidate under out/candidates, adopt the best on validation into out."""
     t_start = time.time()
     budget_min = cfg.time_budget_min or DEFAULT_BUDGET_MIN
     cfg, rc_info = resolve_rc(cfg, splits, alphabet, labels)
@@ -340,14 +335,46 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
     cand_root.mkdir()
     jobs = [(spec, cand_root / _slug(spec, i)) for i, spec in enumerate(specs)]
     command = command or ["genoml", "finetune"]
+    outcomes = _run_kmer_candidates(cfg, jobs, command)
+    torch_jobs = [(s, d) for s, d in jobs if s != "kmer-linear"]
+    remaining = max(0.2, budget_min - (time.time() - t_start) / 60)
+    workers, threads, share = _plan_torch_candidates(cfg, specs, torch_jobs, budget_min, remaining)
+    subs = {s: _candidate_config(cfg, s, d, share, threads) for s, d in torch_jobs}
+    outcomes.update(_run_torch_candidates(subs, torch_jobs, workers, share, command, headline))
+    rows = [_row(s, d, out, outcomes[s], headline) for s, d in jobs]
+    best = choose(rows, headline)
+    for i, r in enumerate(rows):
+        r["chosen"] = i == best
+    _adopt(jobs[best][1], out)
+    metrics = _record_choice(out, cfg, rows, best, headline, rc_info, command, t_start, budget_min)
+    _append_report(out, rows, headline, rc_info, budget_min, metrics["auto_wall_s"], workers, threads)
+    (out / ".incomplete").unlink(missing_ok=True)
+    log.info(
+        "auto: chose %s (valid %s %.4f) of %d candidates in %.0fs",
+        rows[best]["candidate"],
+        headline,
+        _valid_score(rows[best], headline),
+        len(rows),
+        metrics["auto_wall_s"],
+    )
+    return {"out": str(out), "metrics": metrics, "stopped": metrics.get("stopped", "completed")}
+
+
+def _run_kmer_candidates(cfg: FinetuneConfig, jobs: list[tuple[str, Path]], command: list[str]) -> dict:
+    """The k-mer candidate (seconds) in this process, with the run's threads -> {spec: outcome}."""
     outcomes: dict[str, dict] = {}
-    for spec, run_dir in jobs:  # k-mer models: seconds, in this process
+    for spec, run_dir in jobs:
         if spec == "kmer-linear":
             log.info("auto: candidate %s", spec)
             sub = _candidate_config(cfg, spec, run_dir, None, cfg.threads)
             outcomes[spec] = _run_candidate(sub.to_dict(), [*command, "(auto candidate)", spec], None)
-    torch_jobs = [(s, d) for s, d in jobs if s != "kmer-linear"]
-    remaining = max(0.2, budget_min - (time.time() - t_start) / 60)
+    return outcomes
+
+
+def _plan_torch_candidates(
+    cfg: FinetuneConfig, specs: list[str], torch_jobs: list, budget_min: float, remaining: float
+) -> tuple[int, int | None, float]:
+    """-> (worker processes, torch threads each or None for all, minutes of budget per candidate)."""
     workers = workers_for(len(torch_jobs), cfg.threads)
     waves = math.ceil(len(torch_jobs) / workers) if torch_jobs else 1
     # margin for each candidate's final evaluation and report (about half a minute on a busy 2-core machine)
@@ -362,11 +389,21 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
         threads or "all",
         share,
     )
-    subs = {s: _candidate_config(cfg, s, d, share, threads) for s, d in torch_jobs}
-    if workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    return workers, threads, share
 
+
+def _run_torch_candidates(
+    subs: dict[str, FinetuneConfig],
+    torch_jobs: list[tuple[str, Path]],
+    workers: int,
+    share: float,
+    command: list[str],
+    headline: str,
+) -> dict:
+    """The torch candidates: `workers` spawned processes (each logging to <run dir>.log), or one after the
+    other in this process when workers == 1 -> {spec: outcome}."""
+    outcomes: dict[str, dict] = {}
+    if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             futures = {
                 s: pool.submit(
@@ -381,12 +418,21 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
         for s, _ in torch_jobs:
             log.info("auto: candidate %s (%.2f min)", s, share)
             outcomes[s] = _run_candidate(subs[s].to_dict(), [*command, "(auto candidate)", s], None)
-    rows = [_row(s, d, out, outcomes[s], headline) for s, d in jobs]
-    best = choose(rows, headline)
-    for i, r in enumerate(rows):
-        r["chosen"] = i == best
-    winner_dir = jobs[best][1]
-    _adopt(winner_dir, out)
+    return outcomes
+
+
+def _record_choice(
+    out: Path,
+    cfg: FinetuneConfig,
+    rows: list[dict],
+    best: int,
+    headline: str,
+    rc_info: dict | None,
+    command: list[str],
+    t_start: float,
+    budget_min: float,
+) -> dict:
+    """Add the candidates and the choice to the adopted out/metrics.json and genoml.json -> the metrics."""
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["chosen"] = rows[best]["candidate"]
     metrics["selection"] = f"best validation {headline} (the test split is not used to choose)"
@@ -396,26 +442,16 @@ def _run_auto_in(cfg: FinetuneConfig, out: Path, specs, splits, alphabet, labels
     if rc_info is not None:
         metrics["rc"] = rc_info
     write_json(out / "metrics.json", metrics)
-    meta = read_meta(out)
-    meta["command"] = command
-    meta["auto"] = {
+    meta = RunMeta.read(out)
+    meta.command = command
+    meta.extra["auto"] = {
         "chosen": rows[best]["candidate"],
         "candidates": [r["candidate"] for r in rows],
         "config": cfg.to_dict(),
         "rc": rc_info,
     }
-    write_meta(out, meta)
-    _append_report(out, rows, headline, rc_info, budget_min, metrics["auto_wall_s"], workers, threads)
-    (out / ".incomplete").unlink(missing_ok=True)
-    log.info(
-        "auto: chose %s (valid %s %.4f) of %d candidates in %.0fs",
-        rows[best]["candidate"],
-        headline,
-        _valid_score(rows[best], headline),
-        len(rows),
-        metrics["auto_wall_s"],
-    )
-    return {"out": str(out), "metrics": metrics, "stopped": metrics.get("stopped", "completed")}
+    meta.write(out)
+    return metrics
 
 
 def _brief(outcome: dict, headline: str) -> str:

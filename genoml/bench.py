@@ -22,10 +22,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from genoml import __version__
 from genoml.config import BASELINE_MODELS, STRATEGIES, BenchConfig, DataConfig, FinetuneConfig, write_json
+from genoml.data import stratified_split
 from genoml.errors import InputError
-from genoml.runs import read_meta
+from genoml.finetune import run_finetune
+from genoml.io import InputSpec, read_records
+from genoml.metrics import headline_fn, headline_metric, paired_bootstrap
+from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
+from genoml.presets import PRESETS
+from genoml.runs import RunMeta
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,6 @@ def known_model_name(name: str) -> bool:
     if name in BASELINE_MODELS or name == "auto" or Path(name).expanduser().is_dir():
         return True
     if name.startswith("random:"):
-        from genoml.presets import PRESETS
-
         return name.split(":")[1] in PRESETS
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) is not None
 
@@ -110,7 +116,7 @@ def _finished_run(run_dir: Path, fcfg: FinetuneConfig) -> bool:
     if not meta_path.is_file() or not metrics_path.is_file() or (run_dir / ".incomplete").exists():
         return False
     try:
-        old = read_meta(run_dir).get("config", {})
+        old = RunMeta.read(run_dir).config
     except InputError:
         return False
     new = fcfg.to_dict()
@@ -122,8 +128,6 @@ def _finished_run(run_dir: Path, fcfg: FinetuneConfig) -> bool:
 
 def run_one(cfg: BenchConfig, spec: str, seed: int, run_dir: Path, data: DataConfig) -> dict:
     """Train/evaluate one model with one seed (or reuse a finished identical run) -> its summary row."""
-    from genoml.finetune import run_finetune
-
     fcfg = finetune_config(cfg, spec, seed, run_dir, data)
     if cfg.reuse and _finished_run(run_dir, fcfg):
         log.info("bench: reusing %s", run_dir)
@@ -149,9 +153,6 @@ def fixed_split(cfg: BenchConfig, out: Path) -> DataConfig:
     """The data every run sees. Without --valid/--test, one seeded stratified split written under out/split."""
     if cfg.valid and cfg.test:
         return DataConfig(train=cfg.train, valid=cfg.valid, test=cfg.test)
-    from genoml.data import stratified_split
-    from genoml.io import InputSpec, read_records
-
     records = list(read_records(InputSpec(path=cfg.train)))
     if not records:
         raise InputError(f"{cfg.train}: no sequences found")
@@ -192,11 +193,7 @@ def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray]:
 
 def test_targets(test_path: str, run_dir: str | Path) -> tuple[str, np.ndarray, list[str]]:
     """(task, y_true, ids) of the test file, encoded with the run's label space."""
-    from genoml.data import LabelSpace
-    from genoml.io import InputSpec, read_records
-
-    labels = read_meta(run_dir)["labels"]
-    space = LabelSpace(**{k: labels[k] for k in ("task", "names", "mean", "std") if k in labels})
+    space = RunMeta.read(run_dir).labels
     records = list(read_records(InputSpec(path=test_path)))
     y = space.encode([r.label for r in records], where=test_path).numpy()
     y = space.decode(y)
@@ -218,8 +215,6 @@ def seed_stack(rows: list[dict], ids: list[str]) -> np.ndarray:
 
 def compare(task: str, y: np.ndarray, best: np.ndarray, other: np.ndarray, threshold: float = 0.5) -> dict:
     """Paired bootstrap of (other - best) on the seed-averaged headline metric, same resampled rows."""
-    from genoml.metrics import headline_fn, paired_bootstrap
-
     fn = headline_fn(task, threshold)
 
     def mean_over_seeds(yy: np.ndarray, p: np.ndarray) -> float:  # p (N, S, C)
@@ -243,7 +238,7 @@ def train_throughput(run: dict) -> float | None:
     run_dir = Path(run["run_dir"])
     try:
         history = json.loads((run_dir / "history.json").read_text())
-        batch = read_meta(run_dir)["config"]["batch_size"]
+        batch = RunMeta.read(run_dir).config["batch_size"]
     except (OSError, KeyError, json.JSONDecodeError, InputError):
         history, batch = [], None
     steps = [h for h in history if h.get("event") == "train" and h.get("elapsed_s")]
@@ -307,10 +302,6 @@ def mark_noise(rows: list[dict], stacks: dict[str, np.ndarray], task: str, y: np
 
 def machine_info() -> dict:
     """CPU model, cores, torch threads, OS and library versions: named next to every number."""
-    import torch
-
-    from genoml import __version__
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -365,6 +356,7 @@ def markdown_table(rows: list[dict], headline: str) -> str:
 
 def bar_chart(rows: list[dict], headline: str, path: Path, title: str) -> None:
     """Bar chart of mean ± sd per model (Agg canvas; no pyplot global state)."""
+    # heavy: matplotlib loads in seconds, for this chart only
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -391,8 +383,6 @@ def bar_chart(rows: list[dict], headline: str, path: Path, title: str) -> None:
 
 
 def prepare_bench_out(cfg: BenchConfig) -> Path:
-    from genoml.outputs import prepare_output_dir
-
     inputs = [cfg.train, cfg.valid, cfg.test, *(parse_model_spec(m)[0] for m in cfg.models)]
     return prepare_output_dir(
         cfg.out,
@@ -407,9 +397,6 @@ def prepare_bench_out(cfg: BenchConfig) -> Path:
 def run_bench(cfg: BenchConfig) -> dict:
     """Run every model x seed, then write bench.json / bench.md / bench.png. Returns the bench.json dict
     plus "table" (the Markdown table) and "out"."""
-
-    from genoml.outputs import discard_outputs, record_outputs
-
     check_bench(cfg)
     out = prepare_bench_out(cfg)
     try:
@@ -425,8 +412,6 @@ def run_bench(cfg: BenchConfig) -> dict:
 
 
 def _run_bench(cfg: BenchConfig, out: Path) -> dict:
-    from genoml.metrics import headline_metric
-
     data = fixed_split(cfg, out)
     t0 = time.time()
     runs = {

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 CHECKPOINT_DIR = "checkpoints"
 COMPLETE = "COMPLETE"
@@ -30,8 +32,6 @@ COMPLETE = "COMPLETE"
 
 def save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
     """state_dict -> safetensors; tensors sharing storage (tied weights) are stored once, as aliases."""
-    from safetensors.torch import save_file
-
     seen: dict[tuple, str] = {}
     storages: set[int] = set()
     tensors: dict[str, torch.Tensor] = {}
@@ -52,8 +52,6 @@ def save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The state_dict `save_tensors` wrote, aliases restored as the same tensor."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
         aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
@@ -114,8 +112,6 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 
 def _write_rng(folder: Path, rngs: list[dict]) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"torch.{r}": s["torch"] for r, s in enumerate(rngs)}
     for r, s in enumerate(rngs):
         tensors.update({f"cuda.{r}.{i}": t for i, t in enumerate(s.get("cuda", []))})
@@ -182,8 +178,6 @@ class SavedState:
 
 def read_checkpoint(ckpt: Path, rank: int = 0) -> SavedState:
     """Read a step folder back (weights-only torch loading, safetensors for tensors)."""
-    from safetensors import safe_open
-
     meta = json.loads((ckpt / "state.json").read_text())
     best = load_tensors(ckpt / "best.safetensors") if (ckpt / "best.safetensors").is_file() else None
     rng = None

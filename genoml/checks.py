@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
+import struct
+from pathlib import Path
+
 from genoml.errors import InputError
+from genoml.splits import SPLIT_BY
 
 
 def check_threads(threads: int | None) -> None:
@@ -11,16 +17,12 @@ def check_threads(threads: int | None) -> None:
 
 
 def check_time_budget(minutes: float | None) -> None:
-    import math
-
     if minutes is not None and (not math.isfinite(minutes) or minutes <= 0):
         raise InputError(f"--time-budget: must be a positive number of minutes, got {minutes:g}")
 
 
 def check_finetune_flags(cfg) -> None:
     """Flags of `genoml finetune` that FinetuneConfig.validate does not cover."""
-    from genoml.splits import SPLIT_BY
-
     check_threads(cfg.threads)
     check_time_budget(cfg.time_budget_min)
     if cfg.stride is not None and cfg.max_tokens is not None and cfg.stride > cfg.max_tokens:
@@ -44,7 +46,7 @@ def check_finetune_flags(cfg) -> None:
 def check_model_fits(cfg, model, tokenizer, max_tokens: int) -> None:
     """Checks that need the built model: partial:N against its layers, --stride against its window."""
     if getattr(model, "arch", None) == "hf" and cfg.strategy_name() == "partial":
-        from genoml.models import hidden_layers
+        from genoml.models import hidden_layers  # heavy (torch): the CLI imports this module for --help
 
         n_layers = len(hidden_layers(model.encoder))
         if cfg.partial_layers() > n_layers:
@@ -63,10 +65,6 @@ def check_model_fits(cfg, model, tokenizer, max_tokens: int) -> None:
 
 def check_safetensors(folder, flag: str = "--model") -> None:
     """Refuse a model folder whose *.safetensors files are truncated or not safetensors (exit 2, file named)."""
-    import json
-    import struct
-    from pathlib import Path
-
     folder = Path(folder)
     if not folder.is_dir():
         return
@@ -97,8 +95,6 @@ def check_safetensors(folder, flag: str = "--model") -> None:
 
 def check_labels(records, task: str, where: str) -> None:
     """Every training record has a label; regression values are finite numbers (path:line of the first bad one)."""
-    import math
-
     missing = [rec for rec in records if rec.label is None or not str(rec.label).strip()]
     if missing:
         raise InputError(

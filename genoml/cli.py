@@ -34,7 +34,6 @@ from genoml.config import (
 )
 from genoml.errors import GenomlError, InputError
 from genoml.log import setup_logging
-from genoml.predict import run_predict
 from genoml.presets import MLM_ARCHS
 
 log = logging.getLogger("genoml")
@@ -291,6 +290,8 @@ def predict(
     """Streaming inference: one output row per input record, in input order."""
     flags = dict(locals())  # first statement: the parameters only (see finetune)
     check_threads(threads)
+    from genoml.predict import run_predict  # heavy: imports torch
+
     run_predict(PredictConfig(**flags))
 
 

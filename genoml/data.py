@@ -8,6 +8,7 @@ longer than the model into token windows (each window keeps its parent record in
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from genoml.errors import InputError
+from genoml.splits import small_split
 
 MAX_CLASSES = 1000
 
@@ -204,15 +206,13 @@ def stratified_split(
     try:
         return _sklearn_split(labels, fractions, seed)
     except ValueError:  # too few records (per class) for scikit-learn: a per-class split that never fails
-        from genoml.splits import small_split
-
         return small_split([str(lab) for lab in labels], fractions, seed)
 
 
 def _sklearn_split(
     labels: Sequence[str], fractions: tuple[float, float], seed: int
 ) -> tuple[list, list, list]:
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # heavy: scikit-learn loads in seconds
 
     idx = np.arange(len(labels))
     valid_f, test_f = fractions
@@ -232,8 +232,6 @@ def _sklearn_split(
 
 
 def _counts(labels: Sequence[str]) -> list[int]:
-    from collections import Counter
-
     return list(Counter(labels).values())
 
 

@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import os
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -121,13 +124,10 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """--precision int8 (CPU inference only): a copy of `model` whose nn.Linear layers run dynamically
     quantized int8 matmuls (weights int8 per tensor, activations quantized per batch). Opt-in: it changes
     predictions slightly (measured in BENCHMARKS.md)."""
-    import copy
-    import warnings
-
     if model_device(model).type != "cpu":
         raise InputError("--precision int8: dynamic int8 quantization runs on the CPU only; use --device cpu")
     try:
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import quantize_dynamic  # optional: not in every torch build
     except ImportError:
         raise InputError("--precision int8: this torch build has no dynamic quantization; use fp32") from None
     with warnings.catch_warnings():
@@ -194,13 +194,11 @@ def fused_kernels() -> Iterator[None]:
     float rounding (the change of predictions is measured in BENCHMARKS.md). Set GENOML_FUSED_KERNELS=0 to run
     the models' own code. Not thread-safe against another thread running an ESM model outside this context.
     """
-    import os
-
     if os.environ.get("GENOML_FUSED_KERNELS", "1") == "0":
         yield
         return
     try:
-        from transformers.models.esm import modeling_esm
+        from transformers.models.esm import modeling_esm  # heavy: transformers loads in seconds
     except ImportError:  # pragma: no cover - transformers without ESM
         yield
         return

@@ -12,43 +12,48 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import snapshot_download
 
+from genoml import models
+from genoml.config import BASELINE_MODELS
+from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
+from genoml.device import (
+    autocast,
+    default_batch_tokens,
+    fused_kernels,
+    model_device,
+    quantize_int8,
+    resolve_device,
+    resolve_precision,
+)
 from genoml.errors import InputError
+from genoml.io import read_records
+from genoml.outputs import check_output_file, umask_mode
+from genoml.runs import RunMeta
+from genoml.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
 def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust_remote_code: bool = False):
-    from genoml.models import load_hf_encoder, max_positions
-    from genoml.tokenizers import load_tokenizer
-
     meta_path = Path(model) / "genoml.json"
     if meta_path.is_file():
-        from genoml.config import BASELINE_MODELS
-        from genoml.runs import read_meta
+        meta = RunMeta.read(model)
 
-        meta = read_meta(model)
-
-        if (
-            meta.get("arch") in BASELINE_MODELS
-        ):  # a pretrain folder's arch is its model type (bert, esm): fine
-            raise InputError(f"--model {model}: a '{meta['arch']}' baseline has no encoder embeddings")
-    encoder = load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
-    return encoder, load_tokenizer(_tokenizer_folder(model, revision)), max_positions(encoder)
+        if meta.arch in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
+            raise InputError(f"--model {model}: a '{meta.arch}' baseline has no encoder embeddings")
+    encoder = models.load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
+    return encoder, load_tokenizer(_tokenizer_folder(model, revision)), models.max_positions(encoder)
 
 
 def _tokenizer_folder(model: str, revision: str | None) -> str:
     """The local folder holding the tokenizer files of a folder or (downloaded) hub id."""
     if Path(model).expanduser().is_dir():
         return model
-    from huggingface_hub import snapshot_download
-
     try:
         return snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.txt", "*.model"])
     except Exception as e:  # noqa: BLE001
-        from genoml.models import HUB_HINT
-
-        raise InputError(f"--model {model}: {HUB_HINT} ({type(e).__name__})") from None
+        raise InputError(f"--model {model}: {models.HUB_HINT} ({type(e).__name__})") from None
 
 
 def embed_sequences(
@@ -64,10 +69,6 @@ def embed_sequences(
 ) -> np.ndarray:
     """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
     encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
-    from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
-    from genoml.device import autocast, default_batch_tokens, fused_kernels, model_device, quantize_int8
-    from genoml.models import pool
-
     encoder.eval()
     device = model_device(encoder)
     batch_tokens = default_batch_tokens(device, batch_tokens)
@@ -85,7 +86,7 @@ def embed_sequences(
                 raise InputError(
                     f"--layer {layer}: the model has {len(hs)} hidden-state layers (0 = embeddings)"
                 )
-            pooled = pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
+            pooled = models.pool(hs[layer].float(), mask, pooling).float().cpu()  # (B, H)
             if out is None:
                 out = torch.zeros(len(win.ids), pooled.shape[1])
             out[torch.as_tensor(idx)] = pooled
@@ -107,16 +108,11 @@ def run_embed(
     revision: str | None = None,
     trust_remote_code: bool = False,
 ) -> dict:
-    from genoml.device import resolve_device, resolve_precision
-    from genoml.io import read_records
-
     dev = resolve_device(device)
     precision = resolve_precision(precision)
 
     if pooling not in ("mean", "cls"):
         raise InputError(f"--pooling {pooling}: use mean or cls")
-    from genoml.outputs import check_output_file, umask_mode
-
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import logging
 
+from genoml import runs
 from genoml.config import write_json
+from genoml.device import resolve_device, resolve_precision
 from genoml.errors import InputError
+from genoml.io import read_records
+from genoml.metrics import compute_metrics
+from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
+from genoml.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +33,9 @@ def run_evaluate(
     revision: str | None = None,
 ) -> dict:
     """Evaluate the run in `model` on the records of `spec` (an io.InputSpec with labels); write to `out`."""
-    from genoml.data import LabelSpace
-    from genoml.device import resolve_device, resolve_precision
-    from genoml.io import read_records
-    from genoml.metrics import compute_metrics
-    from genoml.report import write_report
-    from genoml.runs import load_predictor
-
     dev = resolve_device(device)
     precision = resolve_precision(precision)
-    predictor, meta = load_predictor(
+    predictor, meta = runs.load_predictor(
         model,
         device=str(dev),
         batch_tokens=batch_tokens,
@@ -45,9 +44,9 @@ def run_evaluate(
     )
     predictor.precision = precision
     if spec.alphabet == "auto":
-        spec.alphabet = meta.get("alphabet", "auto")
+        spec.alphabet = meta.alphabet or "auto"
     records = list(read_records(spec))
-    labels = LabelSpace(**meta["labels"])
+    labels = meta.labels
     where = spec.path or "input"
     unlabelled = [r for r in records if not r.label]
     if unlabelled:
@@ -58,10 +57,8 @@ def run_evaluate(
     y = labels.encode([r.label if r.label is not None else "" for r in records], where=where).numpy()
     y = labels.decode(y)
     scores = predictor.scores([r.seq for r in records])
-    thr = threshold if threshold is not None else meta.get("threshold", 0.5)
+    thr = threshold if threshold is not None else meta.threshold
     metrics = {"eval": compute_metrics(labels.task, y, scores, labels.names, thr)}
-    from genoml.outputs import discard_outputs, prepare_output_dir, record_outputs
-
     out_dir = prepare_output_dir(
         out, flag="--out", inputs=[spec.path, spec.labels, model], force=force, kind="evaluate"
     )

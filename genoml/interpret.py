@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from genoml.data import window_starts
 from genoml.errors import GenomlError, InputError
+from genoml.models import max_positions
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +321,6 @@ class Explanation:
 
 def _window_starts(tokenizer, seq: str, max_tokens: int | None, stride: int | None) -> tuple[list[int], int]:
     """Window starts and width in bases (one window of the whole sequence when no limit is known)."""
-    from genoml.data import window_starts
-
     if not max_tokens:
         return [0], len(seq)
     width = tokenizer.max_bases(max_tokens)
@@ -333,8 +333,6 @@ def default_max_tokens(model: torch.nn.Module) -> int | None:
         return int(model.max_tokens)
     encoder = getattr(model, "encoder", None)
     if encoder is not None and hasattr(getattr(encoder, "config", None), "max_position_embeddings"):
-        from genoml.models import max_positions
-
         return max_positions(encoder)
     return None
 
@@ -495,7 +493,7 @@ def plot_heatmap(
 ) -> None:
     """Heatmap PNG of a (T, T) matrix, or of (layers, heads, T, T) maps (one panel per selected layer/head;
     `layer`/`head` = "all" draws a grid). Tokens label the axes when there are at most 64."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib loads in seconds, for plots only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -534,7 +532,7 @@ def plot_track(
 ) -> None:
     """Line plot of one track or one panel per method ({method: track}); the bases are written under the
     axis for sequences up to 160 long; `highlight` = 0-based [start, end) shaded (e.g. a planted motif)."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib loads in seconds, for plots only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -29,6 +29,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import numpy as np
+import pyfaidx
+
 from genoml import alphabet as alphabet_mod
 from genoml.bioformats import bio_raws, sniff_format
 from genoml.errors import InputError, where
@@ -415,9 +418,6 @@ class IdRegistry:
     """
 
     def __init__(self, flush_at: int = 65_536):
-        import numpy as np
-
-        self._np = np
         self._keys = np.empty(0, dtype=np.uint64)  # (n,) sorted hashes
         self._lines = np.empty(0, dtype=np.int64)  # (n,) first line of each hash
         self._recent: dict[int, int] = {}
@@ -433,8 +433,8 @@ class IdRegistry:
         h = self._hash(rec_id)
         if h in self._recent:
             return self._recent[h]
-        key = self._np.uint64(h)
-        i = int(self._np.searchsorted(self._keys, key))
+        key = np.uint64(h)
+        i = int(np.searchsorted(self._keys, key))
         if i < len(self._keys) and self._keys[i] == key:
             return int(self._lines[i])
         self._recent[h] = lineno
@@ -443,7 +443,6 @@ class IdRegistry:
         return lineno
 
     def _flush(self) -> None:
-        np = self._np
         keys = np.concatenate([self._keys, np.fromiter(self._recent.keys(), np.uint64, len(self._recent))])
         lines = np.concatenate([self._lines, np.fromiter(self._recent.values(), np.int64, len(self._recent))])
         order = np.argsort(keys, kind="stable")
@@ -897,8 +896,6 @@ def _bed_int(text: str, column: str, loc: str) -> int:
 
 def _open_genome(genome_path: str | Path) -> Any:
     """Open a (b)gzip-or-plain genome FASTA with pyfaidx (which writes `<genome>.fai` beside it)."""
-    import pyfaidx
-
     path = Path(genome_path)
     if str(genome_path) == "-" or not path.is_file():
         raise InputError(f"{genome_path}: genome not found; give the path of a FASTA file (not '-')")

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
+from scipy.sparse import csr_matrix
 
 from genoml.alphabet import ALPHABETS
 
@@ -36,8 +38,6 @@ def kmer_counts(seqs: list[str], alphabet: str, ks: tuple[int, ...]):
     Column of a k-mer = offset of its k + its base-|alphabet| code (the `itertools.product` order of
     `kmer_vocab`); k-mers with a letter outside the alphabet (N, X) are not counted.
     """
-    from scipy.sparse import csr_matrix
-
     letters = LETTERS[alphabet]
     table, base = _letter_codes(letters), len(letters)
     offsets = np.cumsum([0] + [base**k for k in ks])[:-1]
@@ -77,6 +77,7 @@ class KmerLinear:
         self.coef = self.intercept = self.scale = None
 
     def fit(self, seqs: list[str], y: np.ndarray) -> KmerLinear:
+        # heavy: scikit-learn loads in seconds; a saved model predicts without it
         from sklearn.linear_model import LogisticRegression, Ridge
 
         X = kmer_counts(seqs, self.alphabet, self.ks)
@@ -98,8 +99,6 @@ class KmerLinear:
         return np.asarray(X @ self.coef.T) + self.intercept  # (N, C)
 
     def save(self, folder: Path) -> None:
-        from safetensors.numpy import save_file
-
         save_file(
             {
                 "coef": self.coef.astype(np.float32),
@@ -114,8 +113,6 @@ class KmerLinear:
 
     @classmethod
     def load(cls, folder: Path) -> KmerLinear:
-        from safetensors.numpy import load_file
-
         meta = json.loads((folder / "kmer_linear.json").read_text())
         m = cls(meta["task"], meta["alphabet"], tuple(meta["ks"]), meta["C"])
         t = load_file(str(folder / "kmer_linear.safetensors"))

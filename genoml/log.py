@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 _state = {"quiet": False}
@@ -10,7 +11,6 @@ _state = {"quiet": False}
 
 def shorten_message(text: str, quoted: int = 80, total: int = 4000) -> str:
     """Cut long quoted values (a 1-MB record id) and very long messages, saying how long they were."""
-    import re
 
     def cut(m: re.Match) -> str:
         q, body = m.group(1), m.group(2)
@@ -38,8 +38,9 @@ def setup_logging(verbosity: int = 0) -> None:
     root.propagate = False
     for noisy in ("transformers", "accelerate", "peft", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:  # transformers configures its own logger on import (possibly after this): set it through its API
-        from transformers.utils import logging as hf_logging
+    # transformers configures its own logger on import (possibly after this): set it through its API
+    try:
+        from transformers.utils import logging as hf_logging  # heavy: transformers, at CLI start-up
     except ImportError:
         return
     # its load reports (e.g. an MLM head unused by AutoModel) are warnings: shown with -v only

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
+from genoml.alphabet import reverse_complement
 from genoml.errors import GenomlError
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ _HEADLINES = {
     "multilabel": "mcc",
     "regression": "spearman",
 }
-_DNA_COMPLEMENT = str.maketrans("ACGTUNRYKMSWBDHV", "TGCAANYRMKSWVHDB")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -349,14 +349,6 @@ def paired_bootstrap(
 # ----------------------------------------------------------------------------- leakage
 
 
-def _reverse_complement(seq: str) -> str:
-    try:
-        from genoml.io import reverse_complement
-    except ImportError:  # io.py not there: the same IUPAC-aware complement, locally
-        return seq.translate(_DNA_COMPLEMENT)[::-1]
-    return reverse_complement(seq)
-
-
 def duplicate_overlap(train_seqs: Iterable[str], other_seqs: Iterable[str], dna: bool) -> dict[str, int]:
     """Count ``other_seqs`` found in train: ``exact`` matches, and (DNA) ``revcomp`` = only the reverse
     complement is in train. The two counts are disjoint; each occurrence in ``other_seqs`` counts."""
@@ -366,7 +358,7 @@ def duplicate_overlap(train_seqs: Iterable[str], other_seqs: Iterable[str], dna:
         seq = seq.upper()
         if seq in train:
             exact += 1
-        elif dna and _reverse_complement(seq) in train:
+        elif dna and reverse_complement(seq) in train:
             revcomp += 1
     return {"exact": exact, "revcomp": revcomp}
 

@@ -8,16 +8,21 @@ they fit the same protocol and the same training loop.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import pickle
 import re
+import socket
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import hf_hub_download
 from torch import nn
 
+from genoml import archs
 from genoml.alphabet import get as get_alphabet
 from genoml.config import BASELINE_NETS  # noqa: F401  (re-exported: from-scratch torch baselines)
 from genoml.errors import GenomlError, InputError, UnsafeModelError
@@ -323,8 +328,6 @@ def _unsafe(path, e: Exception) -> UnsafeModelError:
 def hub_reachable(timeout: float = 3.0) -> bool:
     """False at once when HF_HUB_OFFLINE is set or huggingface.co does not answer a TCP connect in `timeout` s
     (avoids the hub client's long retry loop on a closed network)."""
-    import socket
-
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return False
     host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
@@ -343,16 +346,12 @@ def looks_local(spec: str) -> bool:
 
 def read_model_config(spec: str, *, revision: str | None = None) -> dict:
     """config.json of a local folder or hub id as a dict (InputError when missing or malformed)."""
-    import json
-
     local = Path(spec).expanduser()
     if local.is_dir():
         path = local / "config.json"
         if not path.is_file():
             raise InputError(f"--model {spec}: not a Hugging Face model folder (no config.json in {local})")
     else:
-        from huggingface_hub import hf_hub_download
-
         try:
             path = Path(hf_hub_download(spec, "config.json", revision=revision))
         except Exception as e:  # noqa: BLE001 - any hub failure (offline, 404, bad id) means no usable config
@@ -370,7 +369,7 @@ def read_model_config(spec: str, *, revision: str | None = None) -> dict:
 
 def model_type_from_architectures(raw: dict) -> str | None:
     """The transformers model_type of a config's `architectures` class names (e.g. BertForMaskedLM -> bert)."""
-    from transformers.models.auto import modeling_auto
+    from transformers.models.auto import modeling_auto  # heavy: transformers loads in seconds
 
     by_class: dict[str, str] = {}
     for attr in dir(modeling_auto):
@@ -387,9 +386,7 @@ def model_type_from_architectures(raw: dict) -> str | None:
 
 def _quiet_transformers():
     """Silence transformers' load report while genoml checks the loaded tensors itself."""
-    import contextlib
-
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy: transformers loads in seconds
 
     @contextlib.contextmanager
     def quiet():
@@ -415,10 +412,9 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
     --trust-remote-code. After loading, every checkpoint tensor must be used and every model tensor loaded
     (known heads aside), else InputError naming the tensors. Any load failure is an InputError, not a traceback.
     """
+    # heavy: transformers loads in seconds
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    from genoml import archs
 
     local = Path(spec).expanduser()
     if local.is_dir():
@@ -470,8 +466,6 @@ def load_hf_encoder(spec: str, *, revision: str | None = None, trust_remote_code
 
 def _tokenizer_max_length(folder: Path) -> int | None:
     """model_max_length of the folder's tokenizer_config.json when set to a usable size (not the 1e30 default)."""
-    import json
-
     try:
         n = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("model_max_length")
     except (OSError, ValueError, AttributeError):
@@ -480,8 +474,6 @@ def _tokenizer_max_length(folder: Path) -> int | None:
 
 
 def _load_auto(spec, where, raw, revision, trust_remote_code, AutoConfig, AutoModel, CONFIG_MAPPING):
-    from genoml import archs
-
     auto_map = raw.get("auto_map")
     if auto_map and not trust_remote_code:
         names = ", ".join(

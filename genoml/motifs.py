@@ -21,6 +21,7 @@ from scipy.stats import hypergeom
 
 from genoml.alphabet import reverse_complement
 from genoml.errors import InputError
+from genoml.interpret import smooth
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +81,12 @@ def enrichment_pvalue(pos_with: np.ndarray, n_pos: int, neg_with: np.ndarray, n_
 # ---------------------------------------------------------------- windows and candidates
 
 
-def _smooth(track: np.ndarray, width: int) -> np.ndarray:
-    from genoml.interpret import smooth
-
-    return smooth(track, width)
-
-
 def high_regions(
     track: np.ndarray, *, z: float = 1.0, min_len: int = 5, max_regions: int = 2
 ) -> list[tuple[int, int]]:
     """Contiguous [start, end) runs where the 3-base smoothed track exceeds mean + z * std, at least
     `min_len` long; the `max_regions` with the largest summed score, best first."""
-    s = _smooth(np.asarray(track, dtype=np.float64), 3)
+    s = smooth(np.asarray(track, dtype=np.float64), 3)
     if len(s) == 0 or not np.isfinite(s).all() or s.std() == 0:
         return []
     above = np.concatenate([[False], s > s.mean() + z * s.std(), [False]])
@@ -103,7 +98,7 @@ def high_regions(
 
 def peak_windows(seq: str, track: np.ndarray, *, window: int = 10, **region_kw) -> list[tuple[int, int]]:
     """[start, end) windows of `window` bases centred on the peak of each high-scoring region."""
-    s = _smooth(np.asarray(track, dtype=np.float64), 3)
+    s = smooth(np.asarray(track, dtype=np.float64), 3)
     out = []
     for a, b in high_regions(track, **region_kw):
         peak = a + int(np.argmax(s[a:b]))
@@ -411,6 +406,7 @@ def consensus_match(
 
 def plot_logo(motif: Motif, out_png: str | Path, *, title: str | None = None) -> None:
     """Information-content sequence logo (logomaker) with the p/q-values in the title."""
+    # heavy: matplotlib, logomaker and pandas load in seconds, for plots only
     import matplotlib
 
     matplotlib.use("Agg")

@@ -22,17 +22,35 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
-from genoml.config import MultitaskConfig, write_json
+from genoml.config import MultitaskConfig, TrainConfig, write_json
+from genoml.data import (
+    LabelSpace,
+    aggregate_windows,
+    collate,
+    make_windows,
+    stratified_split,
+    token_budget_batches,
+)
+from genoml.device import model_device
 from genoml.errors import InputError
-from genoml.runs import write_meta
+from genoml.inference import logits_to_scores
+from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
+from genoml.metrics import compute_metrics
+from genoml.models import Head, build_baseline
+from genoml.outputs import discard_outputs, record_outputs
+from genoml.runs import RunMeta, prepare_run_dir
+from genoml.tokenizers import build_tokenizer
+from genoml.train import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +66,6 @@ def screen_overlap(
 
     -> (keep (N,) bool, counts {"exact", "contains_target", "inside_target", "removed", "kept"}).
     A source matching several ways is counted once, in the first of exact / contains / inside."""
-    from genoml.io import reverse_complement
-
     tset = set(targets) | ({reverse_complement(t) for t in targets} if both_strands else set())
     tlist = [t for t in tset if t]
     keep = np.ones(len(sources), dtype=bool)
@@ -101,8 +117,6 @@ class MultitaskNet(nn.Module):
 
     def __init__(self, arch: str, tokenizer, n_outs: list[int]):
         super().__init__()
-        from genoml.models import Head, build_baseline
-
         base = build_baseline(arch, tokenizer, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
         self.encoder, self.embedding = base.encoder, base.embedding
         self.heads = nn.ModuleList(Head(self.encoder.hidden_size, n) for n in n_outs)
@@ -129,8 +143,6 @@ class _Set:
 
 
 def _read(path: str):
-    from genoml.io import InputSpec, read_records
-
     recs = list(read_records(InputSpec(path=path)))
     if not recs:
         raise InputError(f"{path}: no sequences found")
@@ -139,10 +151,6 @@ def _read(path: str):
 
 def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dict:
     """Train the trunk; write the folder. Returns {"out", "metrics"}."""
-    from genoml.io import detect_alphabet
-    from genoml.outputs import discard_outputs, record_outputs
-    from genoml.runs import prepare_run_dir
-
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -174,14 +182,49 @@ def _train_in(
     cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command
 ) -> dict:
     """The multitask run proper, writing into the prepared `out`."""
-    from genoml.config import TrainConfig
-    from genoml.data import LabelSpace, collate, make_windows, stratified_split
-    from genoml.metrics import compute_metrics
-    from genoml.runs import versions
-    from genoml.tokenizers import build_tokenizer
-    from genoml.train import Trainer
-
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
+    sets, exclusion = _prepare_sets(cfg, named, records, alphabet, targets, tok)
+    model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
+    sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
+    probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
+    steps_per_epoch = max(1, int(math.ceil(sizes.sum() / cfg.batch_size)))
+    get_batch, evaluate = _batch_sampler(sets, probs, cfg, tok), _evaluator(sets, tok)
+    tcfg = _train_config(cfg, steps_per_epoch)
+    t0 = time.time()
+    log.info(
+        "multitask: %s trunk, %d datasets (%s), %d steps of %d at most",
+        cfg.arch,
+        len(sets),
+        ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets),
+        tcfg.max_steps,
+        cfg.batch_size,
+    )
+    result = Trainer(model, tcfg, out, get_batch=get_batch, loss_fn=_loss, evaluate=evaluate).fit()
+    model.eval()
+    final = evaluate(model)
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+        str(out / "model.safetensors"),
+    )
+    tok.save_pretrained(out)
+    metrics = _write_run_files(out, cfg, sets, tok, alphabet, final, exclusion, result, command, t0)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    log.info(
+        "multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences",
+        final["mean_mcc"],
+        result.steps,
+        result.stopped_reason,
+        sum(d["removed"] for d in exclusion["per_dataset"].values()),
+    )
+    return {"out": str(out), "metrics": metrics}
+
+
+def _prepare_sets(
+    cfg: MultitaskConfig, named, records, alphabet: str, targets: list[str], tok
+) -> tuple[list[_Set], dict]:
+    """Per dataset: drop the sequences overlapping `targets`, split off validation, window both splits.
+
+    -> (the datasets, the exclusion record written to metrics.json and genoml.json)."""
     sets: list[_Set] = []
     exclusion = {
         "files": list(cfg.exclude),
@@ -201,32 +244,37 @@ def _train_in(
             ", ".join(f"{k} {v}" for k, v in counts.items() if k != "kept"),
         )
         recs = [r for r, k in zip(recs, keep) if k]
-        labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
-        if labels.task not in ("binary", "multiclass"):
-            raise InputError(f"{path}: multitask trains classification heads; this file is {labels.task}")
-        tr, va, _ = stratified_split([r.label for r in recs], (cfg.valid_fraction, 0.0), cfg.seed)
-        y = labels.encode([r.label for r in recs], where=path)
-        wtr = make_windows([recs[i].seq for i in tr], tok, 1024)
-        wva = make_windows([recs[i].seq for i in va], tok, 1024)
-        sets.append(
-            _Set(
-                name,
-                path,
-                labels,
-                wtr.ids,
-                y[torch.as_tensor(tr)][torch.as_tensor(wtr.parent)],
-                wva.ids,
-                wva.parent,
-                y[torch.as_tensor(va)].numpy(),
-                len(va),
-                counts,
-            )
-        )
-    model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
-    sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
-    probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
-    steps_per_epoch = max(1, int(math.ceil(sizes.sum() / cfg.batch_size)))
-    eval_every = min(steps_per_epoch, 200)
+        sets.append(_make_set(cfg, name, path, recs, counts, tok))
+    return sets, exclusion
+
+
+def _make_set(cfg: MultitaskConfig, name: str, path: str, recs: list, counts: dict, tok) -> _Set:
+    """One classification dataset: a seeded stratified validation split, both splits cut into 1024-token
+    windows; training labels repeated per window (N_windows,), validation labels per sequence."""
+    labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
+    if labels.task not in ("binary", "multiclass"):
+        raise InputError(f"{path}: multitask trains classification heads; this file is {labels.task}")
+    tr, va, _ = stratified_split([r.label for r in recs], (cfg.valid_fraction, 0.0), cfg.seed)
+    y = labels.encode([r.label for r in recs], where=path)
+    wtr = make_windows([recs[i].seq for i in tr], tok, 1024)
+    wva = make_windows([recs[i].seq for i in va], tok, 1024)
+    return _Set(
+        name,
+        path,
+        labels,
+        wtr.ids,
+        y[torch.as_tensor(tr)][torch.as_tensor(wtr.parent)],
+        wva.ids,
+        wva.parent,
+        y[torch.as_tensor(va)].numpy(),
+        len(va),
+        counts,
+    )
+
+
+def _batch_sampler(sets: list[_Set], probs: np.ndarray, cfg: MultitaskConfig, tok):
+    """get_batch(step, rank, world) for the Trainer: a dataset drawn with `probs`, then `batch_size` of its
+    training windows, both seeded by (seed, step); -> input_ids (B, L), attention_mask (B, L), y (B,), task."""
 
     def get_batch(step: int, rank: int = 0, world: int = 1) -> dict:
         rng = np.random.default_rng([cfg.seed, step])
@@ -238,17 +286,21 @@ def _train_in(
         x, mask = collate([sets[t].train_ids[i] for i in idx], tok.pad_id)
         return {"input_ids": x, "attention_mask": mask, "y": sets[t].train_y[torch.as_tensor(idx)], "task": t}
 
-    def loss_fn(m, batch):
-        return nn.functional.cross_entropy(
-            m(batch["input_ids"], batch["attention_mask"], batch["task"]).float(), batch["y"]
-        )
+    return get_batch
+
+
+def _loss(m: MultitaskNet, batch: dict) -> torch.Tensor:
+    """Cross-entropy of the batch's dataset head."""
+    return nn.functional.cross_entropy(
+        m(batch["input_ids"], batch["attention_mask"], batch["task"]).float(), batch["y"]
+    )
+
+
+def _evaluator(sets: list[_Set], tok):
+    """evaluate(model) -> {"mcc/<name>": validation MCC per dataset (windows averaged per sequence), "mean_mcc"}."""
 
     @torch.no_grad()
     def evaluate(m) -> dict:
-        from genoml.data import aggregate_windows, token_budget_batches
-        from genoml.device import model_device
-        from genoml.inference import logits_to_scores
-
         dev = model_device(m)  # the Trainer may have moved the model (Accelerate, CUDA)
         res = {}
         for t, s in enumerate(sets):
@@ -262,7 +314,13 @@ def _train_in(
         res["mean_mcc"] = float(np.mean([res[f"mcc/{s.name}"] for s in sets]))
         return res
 
-    tcfg = TrainConfig(
+    return evaluate
+
+
+def _train_config(cfg: MultitaskConfig, steps_per_epoch: int) -> TrainConfig:
+    """`epochs` over the summed training sets; evaluation and checkpoints every epoch or 200 steps."""
+    eval_every = min(steps_per_epoch, 200)
+    return TrainConfig(
         max_steps=cfg.epochs * steps_per_epoch,
         lr=cfg.lr,
         seed=cfg.seed,
@@ -274,25 +332,21 @@ def _train_in(
         select_metric="mean_mcc",
         greater_is_better=True,
     )
-    t0 = time.time()
-    log.info(
-        "multitask: %s trunk, %d datasets (%s), %d steps of %d at most",
-        cfg.arch,
-        len(sets),
-        ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets),
-        tcfg.max_steps,
-        cfg.batch_size,
-    )
-    result = Trainer(model, tcfg, out, get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit()
-    model.eval()
-    final = evaluate(model)
-    from safetensors.torch import save_file
 
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-        str(out / "model.safetensors"),
-    )
-    tok.save_pretrained(out)
+
+def _write_run_files(
+    out: Path,
+    cfg: MultitaskConfig,
+    sets: list[_Set],
+    tok,
+    alphabet: str,
+    final: dict,
+    exclusion: dict,
+    result,
+    command,
+    t0: float,
+) -> dict:
+    """genoml.json (kind "multitask"), metrics.json and history.json -> the metrics."""
     tasks = [
         {
             "name": s.name,
@@ -304,18 +358,15 @@ def _train_in(
         }
         for s in sets
     ]
-    meta = {
-        "kind": "multitask",
-        "arch": cfg.arch,
-        "alphabet": alphabet,
-        "tokenizer": getattr(tok, "spec", None),
-        "tasks": tasks,
-        "exclusion": exclusion,
-        "config": dataclasses.asdict(cfg),
-        "command": command,
-        "versions": versions(),
-    }
-    write_meta(out, meta)
+    RunMeta(
+        kind="multitask",
+        arch=cfg.arch,
+        alphabet=alphabet,
+        tokenizer=getattr(tok, "spec", None),
+        config=dataclasses.asdict(cfg),
+        command=command,
+        extra={"tasks": tasks, "exclusion": exclusion},
+    ).write(out)
     metrics = {
         "valid": final,
         "tasks": tasks,
@@ -326,14 +377,4 @@ def _train_in(
     }
     write_json(out / "metrics.json", metrics)
     write_json(out / "history.json", result.history)
-    import shutil
-
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    log.info(
-        "multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences",
-        final["mean_mcc"],
-        result.steps,
-        result.stopped_reason,
-        sum(d["removed"] for d in exclusion["per_dataset"].values()),
-    )
-    return {"out": str(out), "metrics": metrics}
+    return metrics

@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from genoml import __version__
 from genoml.errors import InputError
 
 MARKER = ".genoml"
@@ -241,8 +242,6 @@ def prepare_output_dir(
 
 
 def write_marker(folder: Path, data: dict) -> None:
-    from genoml import __version__
-
     tmp = folder / f".{MARKER}.tmp"
     tmp.write_text(json.dumps({"genoml": __version__, **data}, indent=1) + "\n")
     os.replace(tmp, folder / MARKER)

@@ -17,9 +17,19 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from genoml import runs
 from genoml.config import PredictConfig
+from genoml.data import window_starts
+from genoml.device import resolve_device as resolve_torch_device
+from genoml.device import resolve_precision
 from genoml.errors import InputError
+from genoml.io import InputSpec, atomic_output, read_records
+from genoml.log import progress_enabled
+from genoml.outputs import check_output_file
+from genoml.runs import RunMeta
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +42,21 @@ def chunks(it: Iterable, n: int) -> Iterator[list]:
 
 def resolve_device(name: str) -> str:
     """--device auto|cpu|cuda -> "cpu" / "cuda[:N]" (InputError for cuda without a GPU); see genoml.device."""
-    from genoml.device import resolve_device as resolve
-
-    return str(resolve(name))
+    return str(resolve_torch_device(name))
 
 
-def columns(meta: dict) -> list[str]:
-    labels = meta["labels"]
-    if labels["task"] == "regression":
+def columns(meta: RunMeta) -> list[str]:
+    labels = meta.labels
+    if labels.task == "regression":
         score_cols = ["value"]
     else:
-        score_cols = [f"prob_{n}" for n in labels["names"]]
+        score_cols = [f"prob_{n}" for n in labels.names]
     return ["id", "prediction", *score_cols, "n_windows", "flags"]
 
 
-def decide(scores: np.ndarray, meta: dict, threshold: float) -> list[str]:
+def decide(scores: np.ndarray, meta: RunMeta, threshold: float) -> list[str]:
     """Scores (N, C) -> prediction strings (threshold for binary and multilabel, argmax for multiclass)."""
-    task, names = meta["labels"]["task"], meta["labels"]["names"]
+    task, names = meta.labels.task, meta.labels.names
     if task == "regression":
         return [f"{v:.6g}" for v in scores[:, 0]]
     if task == "binary":
@@ -92,12 +100,12 @@ def _json_value(col: str, value, regression: bool = False):
     return value
 
 
-def predict_rows(predictor, meta: dict, records: list, threshold: float) -> list[list]:
+def predict_rows(predictor, meta: RunMeta, records: list, threshold: float) -> list[list]:
     """One output row per record (same order). Unusable records get NA scores and a flag."""
     usable = [i for i, r in enumerate(records) if r.seq and not set(r.flags) & {"empty", "invalid_chars"}]
     scores = predictor.scores([records[i].seq for i in usable]) if usable else np.zeros((0, 1))
     decisions = decide(scores, meta, threshold) if usable else []
-    n_cols = 1 if meta["labels"]["task"] == "regression" else len(meta["labels"]["names"])
+    n_cols = meta.labels.n_out
     width = predictor.tokenizer.max_bases(predictor.max_tokens) if predictor.tokenizer is not None else None
     rows, k = [], 0
     pos = {i: j for j, i in enumerate(usable)}
@@ -118,8 +126,6 @@ def predict_rows(predictor, meta: dict, records: list, threshold: float) -> list
 
 
 def _n_windows(length: int, width: int, stride: int | None) -> int:
-    from genoml.data import window_starts
-
     return len(window_starts(length, width, stride or max(1, width // 2)))
 
 
@@ -151,21 +157,12 @@ def check_config(cfg: PredictConfig) -> None:
 
 def run_predict(cfg: PredictConfig) -> dict:
     """Stream records from cfg.input through the run's model into cfg.output. Returns a summary."""
-    import torch
-
-    from genoml.io import InputSpec, atomic_output, read_records
-    from genoml.log import progress_enabled
-    from genoml.outputs import check_output_file
-    from genoml.runs import load_predictor
-
     check_config(cfg)
     check_output_file(cfg.output, flag="-o", inputs=[cfg.input, cfg.bed, cfg.genome, cfg.labels, cfg.model])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    from genoml.device import resolve_precision
-
     precision = resolve_precision(cfg.precision)
-    predictor, meta = load_predictor(
+    predictor, meta = runs.load_predictor(
         cfg.model,
         device=resolve_device(cfg.device),
         batch_tokens=cfg.batch_tokens,
@@ -173,18 +170,16 @@ def run_predict(cfg: PredictConfig) -> dict:
         revision=cfg.revision,
     )
     predictor.precision = precision
-    threshold = cfg.threshold if cfg.threshold is not None else meta.get("threshold", 0.5)
+    threshold = cfg.threshold if cfg.threshold is not None else meta.threshold
     spec = InputSpec(
         path=None if cfg.bed else cfg.input,
         bed=cfg.bed,
         genome=cfg.genome,
-        alphabet=cfg.alphabet or meta.get("alphabet", "auto"),
+        alphabet=cfg.alphabet or meta.alphabet or "auto",
         rna=cfg.rna,
         lenient=not cfg.strict,
     )
     t0, n = time.time(), 0
-    from tqdm import tqdm
-
     reader = chunks(_predict_hints(read_records(spec), spec.alphabet), cfg.chunk_size)
     first = next(reader, None)  # an empty or unreadable input fails here, before a header is written
     if first is None:

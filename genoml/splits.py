@@ -15,6 +15,7 @@ training interval.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -55,7 +56,7 @@ def split_indices(
         )
     if groups is not None:
         return _group_split(list(groups), fractions, seed, where)
-    from genoml.data import stratified_split
+    from genoml.data import stratified_split  # cycle: genoml.data imports this module
 
     return stratified_split([lab or "" for lab in labels], fractions, seed)  # falls back to small_split
 
@@ -299,7 +300,7 @@ def leakage(
     """Records of `other` that leak from train: `exact` and `revcomp` duplicates (disjoint), `near`
     (MinHash Jaccard >= threshold, not counted as exact/revcomp) and `overlap` (an interval overlapping or
     within `gap` bases of a training interval)."""
-    from genoml.metrics import duplicate_overlap
+    from genoml.metrics import duplicate_overlap  # heavy: genoml.metrics loads scikit-learn
 
     counts = dict(duplicate_overlap(train_seqs, other_seqs, dna))
     train_set = {s.upper() for s in train_seqs}
@@ -346,7 +347,6 @@ def overlapping(train: Sequence[tuple | None], other: Sequence[tuple | None], ga
             by_chrom[iv[0]].append((int(iv[1]), int(iv[2])))
     if not by_chrom:
         return 0
-    import bisect
 
     index = {}
     for chrom, items in by_chrom.items():

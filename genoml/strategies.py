@@ -26,6 +26,7 @@ LORA_TARGETS = {
     "genoml_dnabert2": ["Wqkv"],  # DNABERT-2's fused query/key/value projection
     "genoml_gena": ["query", "key", "value"],
     "genoml_hyenadna": ["in_proj", "out_proj"],  # the Hyena operator's projections (it has no attention)
+    "genoml_convlm": ["down", "up"],  # the pointwise projections around each dilated convolution
 }
 
 

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Regex, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer as RustTokenizer
+from tokenizers import models as rust_models
 
 from genoml.alphabet import get as get_alphabet
 from genoml.errors import InputError
@@ -425,10 +428,10 @@ class HyenaTokenizer(_ResidueTokenizer):
 
     def save_pretrained(self, folder: str | Path) -> None:
         """vocab.txt + genoml_tokenizer.json, and a tokenizer.json that ``AutoTokenizer`` loads with the same ids."""
-        from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
-
         super().save_pretrained(folder)
-        tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(self.vocab)}, unk_token="[UNK]"))
+        tok = RustTokenizer(
+            rust_models.WordLevel({t: i for i, t in enumerate(self.vocab)}, unk_token="[UNK]")
+        )
         tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per letter
         sep = self.token_to_id["[SEP]"]
         tok.post_processor = processors.TemplateProcessing(
@@ -564,11 +567,10 @@ def train_bpe(seqs: Iterable[str], vocab_size: int, alphabet: str) -> HFTokenize
     Returns an ``HFTokenizer`` around a ``PreTrainedTokenizerFast``: ``save_pretrained`` writes
     ``tokenizer.json`` that plain ``AutoTokenizer`` loads with the same ids.
     """
-    from tokenizers import Tokenizer, models, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # heavy: transformers loads in seconds
 
     letters = list(get_alphabet(alphabet).all_letters)
-    model = Tokenizer(models.BPE(unk_token="[UNK]"))
+    model = RustTokenizer(rust_models.BPE(unk_token="[UNK]"))
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=BERT_SPECIALS, initial_alphabet=letters, show_progress=False
     )
@@ -683,7 +685,7 @@ def _spec_from_vocab_file(path: Path) -> str | None:
 def _spec_from_model_config(path: Path) -> str | None:
     """'hyena' for a HyenaDNA config.json: its HyenaDNATokenizer ships as remote code (or not at all), and its
     fixed character vocabulary is genoml's ``hyena`` tokenizer."""
-    from genoml.archs import detect
+    from genoml.archs import detect  # heavy: genoml.archs loads torch; tokenizers alone do not need it
 
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -694,7 +696,7 @@ def _spec_from_model_config(path: Path) -> str | None:
 
 def _auto_tokenizer(folder: Path):
     """``AutoTokenizer`` from local files only, never running code shipped with the model."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers loads in seconds
 
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from genoml.checkpoints import (  # noqa: F401  (save_tensors, load_tensors, COMPLETE re-exported for callers)
     CHECKPOINT_DIR,
@@ -40,6 +42,7 @@ from genoml.checkpoints import (  # noqa: F401  (save_tensors, load_tensors, COM
 from genoml.config import TrainConfig
 from genoml.device import fused_kernels
 from genoml.errors import GenomlError, InputError
+from genoml.log import progress_enabled
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,7 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict] | None = None,
         on_log: Callable[[dict], None] | None = None,
     ):
+        # heavy: accelerate loads in seconds; only a Trainer needs it, not TrainConfig or the optimizer helpers
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -208,7 +212,7 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to max_steps, early stop, time budget or SIGINT/SIGTERM; restore the best weights."""
-        from accelerate.utils import set_seed
+        from accelerate.utils import set_seed  # heavy: accelerate
 
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed, device_specific=True)
@@ -298,12 +302,6 @@ class Trainer:
 
     def _progress_bar(self, start: int):
         """A tqdm bar on stderr (main process, a terminal, not --quiet); a no-op bar otherwise."""
-        import sys
-
-        from tqdm import tqdm
-
-        from genoml.log import progress_enabled
-
         return tqdm(
             total=self.cfg.max_steps,
             initial=start,
@@ -383,7 +381,7 @@ class Trainer:
 
     def _eval(self, model, state: _State) -> bool:
         """Run evaluate, record it, track the best weights. Returns True when patience is exhausted."""
-        from accelerate.utils import DistributedType, broadcast_object_list
+        from accelerate.utils import DistributedType, broadcast_object_list  # heavy: accelerate
 
         acc, cfg = self.accelerator, self.cfg
         sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -487,7 +485,7 @@ class Trainer:
 
     def _save_checkpoint(self, model, optimizer, scheduler, state: _State) -> None:
         """An atomic checkpoint of this step (genoml.checkpoints.write_checkpoint); rank 0 writes."""
-        from accelerate.utils import gather_object
+        from accelerate.utils import gather_object  # heavy: accelerate
 
         acc = self.accelerator
         rngs = [rng_state()] if acc.num_processes == 1 else gather_object([rng_state()])
@@ -514,7 +512,7 @@ class Trainer:
         acc.wait_for_everyone()
 
     def _load_checkpoint(self, ckpt: Path, model, optimizer, scheduler, state: _State) -> None:
-        from accelerate.utils import DistributedType
+        from accelerate.utils import DistributedType  # heavy: accelerate
 
         acc = self.accelerator
         if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):

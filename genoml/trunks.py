@@ -22,16 +22,19 @@ import logging
 import types
 from pathlib import Path
 
+from safetensors.torch import load_file
 from torch import nn
 
 from genoml.config import BASELINE_NETS
 from genoml.errors import InputError
-from genoml.runs import read_meta
+from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN, build_baseline
+from genoml.runs import RunMeta
+from genoml.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
-def base_meta(name: str | None) -> dict | None:
+def base_meta(name: str | None) -> RunMeta | None:
     """genoml.json of a local genoml folder whose model is a convolutional/recurrent trunk, else None.
 
     Raises InputError for a genoml folder that has no trunk to transfer (a kmer-linear run)."""
@@ -41,8 +44,8 @@ def base_meta(name: str | None) -> dict | None:
     meta_path = folder / "genoml.json"
     if not (folder.is_dir() and meta_path.is_file()):
         return None
-    meta = read_meta(folder)
-    arch = meta.get("arch")
+    meta = RunMeta.read(folder)
+    arch = meta.arch
     if arch == "kmer-linear":
         raise InputError(
             f"--model {name}: a kmer-linear run has no trunk to transfer; use a cnn, cnn-shallow, "
@@ -66,41 +69,30 @@ def build_from_base(
     """A SequenceModel with the trunk of genoml folder `name` and a fresh head of `n_out` outputs.
 
     -> (model, tokenizer). The input alphabet must match the trunk's."""
-    from safetensors.torch import load_file
-
-    from genoml.models import build_baseline
-    from genoml.tokenizers import load_tokenizer
-
     meta = base_meta(name)
     if meta is None:
         raise InputError(f"--model {name}: not a genoml folder with a cnn, cnn-shallow or rnn trunk")
-    if meta.get("alphabet") and meta["alphabet"] != alphabet:
-        raise InputError(
-            f"--model {name}: a {meta['alphabet']} trunk, but the input sequences are {alphabet}"
-        )
+    if meta.alphabet and meta.alphabet != alphabet:
+        raise InputError(f"--model {name}: a {meta.alphabet} trunk, but the input sequences are {alphabet}")
     tok = load_tokenizer(Path(name))
-    model = build_baseline(meta["arch"], tok, n_out, labels=labels, task=task, head=head)
+    model = build_baseline(meta.arch, tok, n_out, labels=labels, task=task, head=head)
     state = load_file(str(Path(name) / "model.safetensors"))
     trunk = {k: v for k, v in state.items() if k.startswith(("encoder.", "embedding."))}
     missing, unexpected = model.load_state_dict(trunk, strict=False)
     missing = [k for k in missing if not k.startswith("classifier.")]
     if missing or unexpected:
         raise InputError(
-            f"--model {name}: its {meta['arch']} trunk does not fit this genoml's {meta['arch']} "
+            f"--model {name}: its {meta.arch} trunk does not fit this genoml's {meta.arch} "
             f"architecture (missing {missing[:3]}, unexpected {unexpected[:3]}); re-create it with "
             "this version"
         )
-    log.info(
-        "base %s: %s trunk (%s) with a new %d-output head", name, meta["arch"], meta.get("kind", "?"), n_out
-    )
+    log.info("base %s: %s trunk (%s) with a new %d-output head", name, meta.arch, meta.kind, n_out)
     model.from_base = str(name)
     return model, tok
 
 
 def trunk_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
     """The trunk's blocks from input to output, each as its parameter list (see the module docstring)."""
-    from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN
-
     if isinstance(encoder, OneHotCNN):
         return [list(encoder.stem.parameters())] + [list(b.parameters()) for b in encoder.blocks]
     if isinstance(encoder, ShallowCNN):
@@ -156,8 +148,6 @@ def apply_trunk_strategy_(model, strategy: str, partial_layers: int = 2) -> None
 
 
 def _block_modules(enc: nn.Module) -> list[nn.Module]:
-    from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN
-
     if isinstance(enc, OneHotCNN):
         return [enc.stem, *enc.blocks]
     if isinstance(enc, ShallowCNN):

@@ -203,14 +203,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     if args.demo is not None:
-        model, max_tokens, meta = train_demo(Path(args.test).with_name("train.csv"), args.demo), None, {}
+        model, max_tokens, meta = train_demo(Path(args.test).with_name("train.csv"), args.demo), None, None
     elif args.run:
         predictor, meta = load_predictor(args.run)
         model, max_tokens = predictor.model, predictor.max_tokens
     else:
         ap.error("give a run directory or --demo SECONDS")
     if model is None:
-        print(f"{args.run}: a {meta.get('arch')} run has no per-base attributions", file=sys.stderr)
+        print(f"{args.run}: a {meta.arch} run has no per-base attributions", file=sys.stderr)
         return 2
     methods = [m for m in args.methods.split(",") if m]
     if getattr(model, "arch", "hf") != "hf":

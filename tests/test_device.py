@@ -193,8 +193,9 @@ def test_probe_feature_caching_uses_the_model_device():
 
 def _meta_run(monkeypatch, model):
     import genoml.runs
+    from genoml.runs import RunMeta
 
-    meta = {"labels": LABELS.to_dict(), "alphabet": "dna", "threshold": 0.5, "arch": "hf"}
+    meta = RunMeta(kind="finetuned", arch="hf", labels=LABELS, alphabet="dna", threshold=0.5)
 
     def load_predictor(folder, *, device="cpu", batch_tokens=16384, trust_remote_code=False, revision=None):
         assert device in ("cpu", "cuda") or device.startswith("cuda:")

@@ -26,4 +26,4 @@ def test_api_round_trip(tmp_path):
     genoml.run_finetune(cfg)
     predictor, meta = genoml.load_predictor(tmp_path / "run")
     probs = predictor.scores([r.seq for r in records[:4]])
-    assert probs.shape == (4, 2) and meta["arch"] == "kmer-linear"
+    assert probs.shape == (4, 2) and meta.arch == "kmer-linear"

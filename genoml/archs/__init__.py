@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -173,9 +175,6 @@ def load_native(
     """The native ``name`` encoder from a local folder or hub id, every checkpoint tensor used (else InputError).
 
     ``config`` is the folder's config.json as a dict (read here when None, local folders only)."""
-    import json
-    from pathlib import Path
-
     module = native_module(name)
     where = where or str(folder)
     if config is None:
