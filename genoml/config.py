@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genoml.errors import InputError
+from genoml.outputs import write_atomic
 from genoml.presets import MLM_ARCHS, PRESETS
 
 if TYPE_CHECKING:
@@ -605,9 +606,7 @@ class TrainConfig:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(o: Any) -> Any:

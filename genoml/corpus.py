@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from genoml.alphabet import reverse_complement
 from genoml.errors import InputError
 from genoml.io import read_fasta
+from genoml.outputs import atomic_file, file_sha256, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -249,14 +249,6 @@ def _hash_fraction(data: np.ndarray) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cache_key(files: list[Path], alphabet: str) -> str:
     stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return hashlib.sha1(json.dumps([CACHE_VERSION, alphabet, stats]).encode()).hexdigest()[:16]
@@ -273,12 +265,10 @@ def build_corpus_cache(files: list[Path], alphabet: str, cache_dir: Path) -> tup
         return data_path, json.loads(index_path.read_text())
     cache_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with open(data_path.with_suffix(".bin.tmp"), "wb") as out:
+    with atomic_file(data_path, "wb") as out:
         records, sources = _write_records(files, alphabet, out)
     index = {"version": CACHE_VERSION, "alphabet": alphabet, "files": sources, "records": records}
-    os.replace(data_path.with_suffix(".bin.tmp"), data_path)
-    index_path.with_suffix(".json.tmp").write_text(json.dumps(index))
-    os.replace(index_path.with_suffix(".json.tmp"), index_path)
+    write_atomic(index_path, json.dumps(index))
     log.info(
         "corpus: %d records, %s residues from %d files, indexed in %.1fs",
         len(records),
@@ -304,7 +294,7 @@ def _write_records(files: list[Path], alphabet: str, out) -> tuple[list[list], l
         sources.append(
             {
                 "path": str(path),
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
                 "bytes": path.stat().st_size,
                 "records": len(records) - n_before,
                 "residues": sum(r[3] for r in records[n_before:]),

@@ -7,7 +7,6 @@ sequences are windowed like in finetune and window embeddings averaged.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from genoml.device import (
 )
 from genoml.errors import InputError
 from genoml.io import read_records
-from genoml.outputs import check_output_file, umask_mode
+from genoml.outputs import atomic_file, check_output_file
 from genoml.runs import RunMeta
 from genoml.tokenizers import load_tokenizer
 
@@ -133,12 +132,7 @@ def run_embed(
         batch_tokens=batch_tokens,
         precision=precision,
     )
-    tmp = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, ids=np.array([r.id for r in records]), embeddings=emb)
-        os.chmod(tmp, umask_mode())
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(output, "wb") as fh:
+        np.savez(fh, ids=np.array([r.id for r in records]), embeddings=emb)
     log.info("wrote %d embeddings of size %d to %s", *emb.shape, output)
     return {"n": emb.shape[0], "dim": emb.shape[1]}

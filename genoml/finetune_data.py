@@ -7,7 +7,6 @@ training records, grouped under --split-by) and returns ({name: Split}, alphabet
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from genoml.checks import check_labels
 from genoml.config import FinetuneConfig
 from genoml.errors import InputError
 from genoml.io import InputSpec, detect_alphabet, read_records
+from genoml.outputs import file_sha256
 from genoml.splits import groups_for, split_indices
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,7 @@ class Split:
 def sha256(path: str | None) -> str | None:
     if not path or path == "-" or not Path(path).is_file():
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def split_gap(cfg: FinetuneConfig) -> int:

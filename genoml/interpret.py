@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from genoml.data import window_starts
 from genoml.errors import GenomlError, InputError
 from genoml.models import max_positions
+from genoml.outputs import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -406,16 +406,6 @@ def _maybe_maps(model: torch.nn.Module, enc, methods: Sequence[str]) -> np.ndarr
 # ---------------------------------------------------------------- writers
 
 
-def _atomic_write(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_npz(
     path: str | Path, maps: np.ndarray, tokens: Sequence[str], offsets: np.ndarray, **extra: Any
 ) -> None:
@@ -439,7 +429,7 @@ def write_track_tsv(path: str | Path, rows: Iterable[tuple[str, int, str, float]
     """TSV with header `id position base score`; positions are 1-based (as given by `track_rows`)."""
     lines = ["id\tposition\tbase\tscore"]
     lines += [f"{i}\t{p}\t{b}\t{s:.6g}" for i, p, b, s in rows]
-    _atomic_write(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def bedgraph_lines(interval: tuple[str, int, int, str], track: np.ndarray) -> list[str]:
@@ -468,7 +458,7 @@ def write_bedgraph(
             f.write("\n".join(lines) + "\n")
         return
     header = f'track type=bedGraph name="{name}" description="genoml per-base attribution"'
-    _atomic_write(path, "\n".join([header, *lines]) + "\n")
+    write_atomic(path, "\n".join([header, *lines]) + "\n")
 
 
 def _panels(maps_or_matrix: np.ndarray, layer: int | str, head: int | str) -> list[tuple[str, np.ndarray]]:
@@ -664,7 +654,7 @@ def explain(
         "files": files,
         "sequences": entries,
     }
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary
 
 

@@ -17,8 +17,6 @@ import hashlib
 import io
 import logging
 import lzma
-import os
-import secrets
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +33,7 @@ import pyfaidx
 from genoml import alphabet as alphabet_mod
 from genoml.bioformats import bio_raws, sniff_format
 from genoml.errors import InputError, where
+from genoml.outputs import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -1060,12 +1059,5 @@ def atomic_output(path: str | Path) -> Iterator[TextIO]:
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"{target}: output folder {folder} does not exist; create it first")
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as fh:
+        yield fh

@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
+import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from genoml import __version__
 from genoml.errors import InputError
@@ -242,9 +246,7 @@ def prepare_output_dir(
 
 
 def write_marker(folder: Path, data: dict) -> None:
-    tmp = folder / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps({"genoml": __version__, **data}, indent=1) + "\n")
-    os.replace(tmp, folder / MARKER)
+    write_atomic(folder / MARKER, json.dumps({"genoml": __version__, **data}, indent=1) + "\n")
 
 
 def record_outputs(folder: str | Path) -> None:
@@ -312,6 +314,39 @@ def check_output_file(output: str, *, flag: str = "-o", inputs: Iterable[str | P
         raise InputError(f"{flag} {output}: output folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise InputError(f"{flag} {output}: not writable (permission denied); choose another {flag}")
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """The one atomic writer: yields a handle on a temporary file beside `path` ("w" text, "wb" bytes), renamed
+    onto `path` when the block ends and removed when it raises, so `path` is either complete or untouched.
+    The file gets the mode open() would give (0o666 less the umask)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` to `path` through `atomic_file`."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The one file hash (sha256 hex) of inputs and outputs recorded in genoml.json."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def umask_mode(base: int = 0o666) -> int:

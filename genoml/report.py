@@ -9,9 +9,7 @@ Plots (`genoml.plots`) are written under ``run_dir/plots/``; the report referenc
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import numpy as np
 
 from genoml.config import BASELINE_NETS
 from genoml.metrics import confusion, predict_classes
+from genoml.outputs import write_atomic
 from genoml.plots import plot_calibration, plot_confusion, plot_curves, plot_regression, plot_roc_pr
 
 log = logging.getLogger(__name__)
@@ -279,18 +278,7 @@ def _plots_section(
 def _write_text(path: Path, text: str) -> Path:
     """Write atomically: a temporary file in the same folder, renamed on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        from genoml.outputs import chmod_like_open
-
-        chmod_like_open(tmp)  # mkstemp makes 0600 files: give the mode open() would (umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)
 
 
 def write_report(
