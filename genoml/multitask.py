@@ -184,6 +184,7 @@ def _train_in(
     """The multitask run proper, writing into the prepared `out`."""
     tok = build_tokenizer("char" if alphabet == "dna" else "esm")
     sets, exclusion = _prepare_sets(cfg, named, records, alphabet, targets, tok)
+    torch.manual_seed(cfg.seed)  # the trunk's and heads' initial weights follow --seed
     model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
     sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
     probs = np.sqrt(sizes) / np.sqrt(sizes).sum()

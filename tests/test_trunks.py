@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from genoml.cli import main
@@ -180,6 +181,18 @@ def test_multitask_trunk_excludes_target_sequences_and_is_a_base(data, tmp_path)
     assert finetune(data, ft, str(out), "--strategy", "probe", three=True) == 0
     assert same(weights(out), weights(ft), "encoder.")
     assert main(["-q", "multitask", str(src1), "--arch", "transformer", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_multitask_same_seed_same_weights(tmp_path):
+    """--seed fixes the trunk's initial weights too (they were drawn before the seed was set)."""
+    src = write_csv(tmp_path / "a.csv", planted_motif_rows(40, seed=3))
+    runs = [tmp_path / "r1", tmp_path / "r2"]
+    for out in runs:
+        torch.manual_seed(len(str(out)) + runs.index(out))  # a different global RNG state before each run
+        args = ["-q", "multitask", str(src), "--out", str(out), "--epochs", "1", "--threads", "1"]
+        assert main(args) == 0
+    first, second = weights(runs[0]), weights(runs[1])
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_failed_multitask_leaves_no_output(tmp_path):
