@@ -19,11 +19,13 @@ import hashlib, json, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-timing = ("time", "seconds", "per_s", "per_second", "elapsed", "wall", "versions", "command", "started", "date", "peak")
+# timings and provenance differ between runs; everything else must not
+DROP = {"versions", "command", "started", "date", "time", "seconds", "elapsed", "peak_rss_mb"}
+DROP_SUFFIX = ("_s", "_seconds", "_per_s", "_per_second", "_time", "_wall", "_date")
 
 def clean(o):
     if isinstance(o, dict):
-        return {k: clean(v) for k, v in o.items() if not any(t in k for t in timing)}
+        return {k: clean(v) for k, v in o.items() if k not in DROP and not k.endswith(DROP_SUFFIX)}
     if isinstance(o, list):
         return [clean(v) for v in o]
     return o
