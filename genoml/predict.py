@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from genoml import runs
 from genoml.config import PredictConfig
-from genoml.data import window_starts
+from genoml.data import LabelSpace, window_starts
 from genoml.device import resolve_device as resolve_torch_device
 from genoml.device import resolve_precision
 from genoml.errors import InputError
@@ -54,9 +54,9 @@ def columns(meta: RunMeta) -> list[str]:
     return ["id", "prediction", *score_cols, "n_windows", "flags"]
 
 
-def decide(scores: np.ndarray, meta: RunMeta, threshold: float) -> list[str]:
+def decide(scores: np.ndarray, labels: LabelSpace, threshold: float) -> list[str]:
     """Scores (N, C) -> prediction strings (threshold for binary and multilabel, argmax for multiclass)."""
-    task, names = meta.labels.task, meta.labels.names
+    task, names = labels.task, labels.names
     if task == "regression":
         return [f"{v:.6g}" for v in scores[:, 0]]
     if task == "binary":
@@ -104,7 +104,7 @@ def predict_rows(predictor, meta: RunMeta, records: list, threshold: float) -> l
     """One output row per record (same order). Unusable records get NA scores and a flag."""
     usable = [i for i, r in enumerate(records) if r.seq and not set(r.flags) & {"empty", "invalid_chars"}]
     scores = predictor.scores([records[i].seq for i in usable]) if usable else np.zeros((0, 1))
-    decisions = decide(scores, meta, threshold) if usable else []
+    decisions = decide(scores, meta.labels, threshold) if usable else []
     n_cols = meta.labels.n_out
     width = predictor.tokenizer.max_bases(predictor.max_tokens) if predictor.tokenizer is not None else None
     rows, k = [], 0

@@ -40,7 +40,7 @@ def write_predictions(
     """Per-record test/valid predictions: id, true label, predicted class (or value), then the scores
     (prob_<label> per class, or value) — for error analysis and later paired comparisons."""
     cols = ["value"] if labels.task == "regression" else [f"prob_{n}" for n in labels.names]
-    predicted = decide(np.asarray(scores), {"labels": labels.to_dict()}, threshold) if len(ids) else []
+    predicted = decide(np.asarray(scores), labels, threshold) if len(ids) else []
     true_labels = true_labels if true_labels is not None else [""] * len(ids)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
