@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genoml import __version__
+from genoml import __version__, predictions
 from genoml.config import BASELINE_MODELS, STRATEGIES, BenchConfig, DataConfig, FinetuneConfig, write_json
 from genoml.data import stratified_split
 from genoml.errors import InputError
@@ -178,17 +178,9 @@ def fixed_split(cfg: BenchConfig, out: Path) -> DataConfig:
 
 
 def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray]:
-    """predictions_test.tsv -> (ids, outputs (N, C)); regression gives (N, 1)."""
-    path = Path(run_dir) / "predictions_test.tsv"
-    with open(path) as fh:
-        rows = list(csv.reader(fh, delimiter="\t"))
-    header = rows[0] if rows else []
-    cols = [j for j, c in enumerate(header) if c.startswith("prob_") or c == "value"] or list(
-        range(1, len(header))
-    )
-    ids = [r[0] for r in rows[1:]]
-    values = np.asarray([[float(r[j]) for j in cols] for r in rows[1:]], dtype=np.float64)
-    return ids, values.reshape(len(ids), -1)
+    """predictions_test.tsv of a run -> (ids, outputs (N, C)); regression gives (N, 1)."""
+    table = predictions.read_predictions(Path(run_dir) / "predictions_test.tsv")
+    return table.ids, table.scores
 
 
 def test_targets(test_path: str, run_dir: str | Path) -> tuple[str, np.ndarray, list[str]]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from genoml.data import LabelSpace
 from genoml.errors import InputError
+from genoml.outputs import atomic_file
 from genoml.predict import decide
 
 FIXED_COLUMNS = ["id", "true_label", "predicted"]
@@ -42,7 +43,7 @@ def write_predictions(
     cols = ["value"] if labels.task == "regression" else [f"prob_{n}" for n in labels.names]
     predicted = decide(np.asarray(scores), labels, threshold) if len(ids) else []
     true_labels = true_labels if true_labels is not None else [""] * len(ids)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_file(path) as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow([*FIXED_COLUMNS, *cols])
         for i, t, p, row in zip(ids, true_labels, predicted, scores):
