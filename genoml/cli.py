@@ -7,8 +7,11 @@ Data goes to stdout (or -o), messages and progress to stderr; `-` means stdin/st
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
 import pickle
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -310,7 +313,7 @@ def evaluate(
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Metrics and report of a trained run on labelled sequences."""
-    from genoml.evaluate import run_evaluate
+    from genoml.evaluate import run_evaluate  # heavy: imports torch (so does every command below)
 
     if threshold is not None and not 0 <= threshold <= 1:
         raise InputError(f"--threshold {threshold}: a probability threshold must be in [0, 1]")
@@ -343,7 +346,7 @@ def embed(
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Per-sequence embeddings (npz with ids) from a run or a pretrained model."""
-    from genoml.embed import run_embed
+    from genoml.embed import run_embed  # heavy: torch
 
     run_embed(
         model,
@@ -385,7 +388,7 @@ def attention(
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Attention maps, per-base attribution tracks and heatmaps for chosen sequences."""
-    from genoml.attention import run_attention
+    from genoml.attention import run_attention  # heavy: torch
 
     if input is None and not bed:
         raise InputError("attention: give an input file (or '-' for stdin), or --bed with --genome")
@@ -411,7 +414,7 @@ def attention(
 @app.command("models")
 def models_() -> None:
     """List the published architectures genoml loads natively (no remote code), their tokenizers and checks."""
-    from genoml.archs import ARCHS
+    from genoml.archs import ARCHS  # heavy: torch
 
     rows = [("name", "architecture", "detected by", "tokenizer", "verified")]
     rows += [
@@ -486,7 +489,6 @@ _ARGV: list[
 
 
 def _os_message(e: OSError) -> str:
-    import errno
 
     name = f"{e.filename}: " if e.filename else ""
     hint = {
@@ -502,7 +504,6 @@ def _os_message(e: OSError) -> str:
 
 def _quiet_broken_pipe() -> int:
     """The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do."""
-    import os
 
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -547,7 +548,6 @@ def _blank_metavar(make_option):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (callable from tests)."""
-    import signal
     import threading
 
     previous = None

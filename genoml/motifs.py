@@ -407,7 +407,7 @@ def consensus_match(
 def plot_logo(motif: Motif, out_png: str | Path, *, title: str | None = None) -> None:
     """Information-content sequence logo (logomaker) with the p/q-values in the title."""
     # heavy: matplotlib, logomaker and pandas load in seconds, for plots only
-    import matplotlib
+    import matplotlib  # heavy: matplotlib and logomaker load in seconds, for logos only
 
     matplotlib.use("Agg")
     import logomaker

@@ -57,7 +57,7 @@ def lora_targets(encoder: nn.Module) -> list[str]:
 
 def apply_lora_(model: SequenceModel, rank: int = 8) -> None:
     """Wrap the encoder with PEFT LoRA; the head (`classifier`) stays a normal trainable module."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # heavy: peft imports transformers' trainer stack
 
     cfg = LoraConfig(
         r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=lora_targets(model.encoder)

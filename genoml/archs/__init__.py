@@ -151,7 +151,11 @@ def native_module(name: str):
 def register(config_class, model_class, mlm_class=None) -> None:
     """Make ``AutoConfig``/``AutoModel`` (and ``AutoModelForMaskedLM`` for an architecture genoml pretrains) build
     the native classes for their ``model_type`` (idempotent)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+    from transformers import (  # heavy: registry listing stays light
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+    )
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     if config_class.model_type not in CONFIG_MAPPING:
