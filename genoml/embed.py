@@ -35,12 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def load_encoder_and_tokenizer(model: str, *, revision: str | None = None, trust_remote_code: bool = False):
-    meta_path = Path(model) / "genoml.json"
-    if meta_path.is_file():
-        meta = RunMeta.read(model)
-
-        if meta.arch in BASELINE_MODELS:  # a pretrain folder's arch is its model type (bert, esm): fine
-            raise InputError(f"--model {model}: a '{meta.arch}' baseline has no encoder embeddings")
+    meta = RunMeta.peek(model) if Path(model).is_dir() else None
+    if meta is not None and meta.arch in BASELINE_MODELS:  # a pretrain folder's arch is its model type: fine
+        raise InputError(f"--model {model}: a '{meta.arch}' baseline has no encoder embeddings")
     encoder = models.load_hf_encoder(model, revision=revision, trust_remote_code=trust_remote_code)
     return encoder, load_tokenizer(_tokenizer_folder(model, revision)), models.max_positions(encoder)
 

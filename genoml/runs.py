@@ -123,6 +123,19 @@ class RunMeta:
             raise InputError(f"{path}: not a JSON object")
         return cls.from_json(d, where=str(path))
 
+    @classmethod
+    def peek(cls, folder: str | Path) -> RunMeta | None:
+        """The folder's RunMeta, or None when it has no `genoml.json` or one without an `arch` (a folder genoml
+        did not write as a run); InputError for a `genoml.json` that is not JSON."""
+        path = Path(folder) / META
+        if not path.is_file():
+            return None
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        return cls.from_json(d, where=str(path)) if isinstance(d, dict) and "arch" in d else None
+
     def write(self, folder: str | Path) -> None:
         """Write `genoml.json` atomically, stamped with the versions of genoml, torch and transformers."""
         self.versions = self.versions or versions()

@@ -41,10 +41,9 @@ def base_meta(name: str | None) -> RunMeta | None:
     if not name:
         return None
     folder = Path(name).expanduser()
-    meta_path = folder / "genoml.json"
-    if not (folder.is_dir() and meta_path.is_file()):
+    meta = RunMeta.peek(folder) if folder.is_dir() else None
+    if meta is None:
         return None
-    meta = RunMeta.read(folder)
     arch = meta.arch
     if arch == "kmer-linear":
         raise InputError(

@@ -109,6 +109,7 @@ def test_run_meta_missing_broken_and_round_trip(tmp_path):
     (tmp_path / "genoml.json").write_text(json.dumps({"labels": {"task": "binary"}}))
     with pytest.raises(InputError, match="no arch field"):
         RunMeta.read(tmp_path)
+    assert RunMeta.peek(tmp_path) is None  # not a run genoml wrote: a probe says so, a reader refuses
     # a folder written by an earlier genoml (no "kind", a record key RunMeta does not type) reads back
     old = {"arch": "cnn", "labels": {"task": "binary", "names": ["0", "1"]}, "data": {"train": {"n": 3}}}
     (tmp_path / "genoml.json").write_text(json.dumps(old))
@@ -121,6 +122,7 @@ def test_run_meta_missing_broken_and_round_trip(tmp_path):
     assert again["data"] == old["data"] and again["labels"]["names"] == ["0", "1"]
     assert again["versions"]["genoml"] and "stride" not in again  # None-valued optional fields left out
     assert RunMeta.read(tmp_path) == meta
+    assert RunMeta.peek(tmp_path) == meta and RunMeta.peek(tmp_path / "nothing") is None
     pretrained = RunMeta(kind="pretrained", arch="bert", alphabet="dna", extra={"window": 512})
     pretrained.write(tmp_path)
     back = RunMeta.read(tmp_path)
