@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_MODELS = {"dna": "genoml-dna-small", "protein": "genoml-protein-small"}
+DEFAULT_MODELS = {"dna": "genoml-dna-cnn", "protein": "genoml-protein-small"}  # BENCHMARKS: pretraining
 
 
 def model_dirs() -> list[Path]:

@@ -91,8 +91,13 @@ def random_init_copy(source: Path, dest: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig, AutoModel
 
+    from genoml.archs import detect, native_module
+
     if (dest / "config.json").is_file():
         return dest
+    native = detect(json.loads((source / "config.json").read_text()))
+    if native:
+        native_module(native)  # AutoConfig/AutoModel know genoml's own architectures (ConvLM) after this
     dest.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = AutoModel.from_config(AutoConfig.from_pretrained(source))
@@ -163,9 +168,7 @@ def transformer_models(args, task: str) -> list[str]:
         return []
     dna = pretrained_dir("dna")
     if dna is None:
-        log.warning(
-            "suite: no embedded DNA model (data/models/genoml-dna-small); %s transformer rows skipped", task
-        )
+        log.warning("suite: no embedded DNA model (data/models); %s transformer rows skipped", task)
         return []
     rand = random_init_copy(dna, Path(args.out) / "random-init" / dna.name)
     return [*(f"{dna}:{s}" for s in args.strategies.split(",")), f"{rand}:full"]

@@ -34,68 +34,8 @@ EOF
 }
 
 model_card() {  # name provenance-file
-  "$PY" - "data/models/$1" "$2" <<'EOF'
-import json, shutil, sys
-from pathlib import Path
-out, provenance = Path(sys.argv[1]), Path(sys.argv[2])
-m = json.loads((out / "genoml.json").read_text())
-h, b = m["heldout"], m["heldout"]["baselines"]
-prov = provenance.read_text()
-licence = next((l.split(":", 1)[1].strip() for l in prov.splitlines() if l.startswith("License:")), "see PROVENANCE")
-source = next((l.split(":", 1)[1].strip() for l in prov.splitlines() if l.startswith("Source:")), "")
-lines = prov.splitlines()
-start = next((i + 1 for i, l in enumerate(lines) if l.startswith("Description:")), len(lines))
-end = next((i for i in range(start, len(lines)) if lines[i].startswith("Files")), len(lines))
-description = " ".join(l.strip() for l in lines[start:end] if l.strip())
-files = "\n".join(f"| `{Path(c['path']).name}` | {c['records']:,} | {c['residues']:,} | `{c['sha256'][:16]}…` |"
-                  for c in m["corpus"])
-unit = "bases" if m["alphabet"] == "dna" else "residues"
-card = f"""# {out.name}
-
-genoml's embedded default {m['alphabet'].upper()} encoder: a masked language model pretrained from scratch by
-`genoml pretrain` on CPU ({m['processes']} process, 1 thread). `genoml finetune` uses it when no `--model` is
-given and the input is {m['alphabet'].upper()}. Standard Hugging Face folder (`AutoModelForMaskedLM`, safetensors).
-
-| | |
-|---|---|
-| architecture | {m['arch']} (`{m['preset']}` preset), {m['parameters']:,} parameters |
-| tokenizer | `{m['tokenizer']}` ({len((out / 'vocab.txt').read_text().split())} tokens) |
-| window | {m['window']} {unit} = {m['max_tokens']} tokens (= max_position_embeddings; longer inputs are windowed) |
-| training | {m['steps']:,} steps × {m['batch_size']} windows ({m['windows_seen']:,} windows), stopped: {m['stopped']}, wall time {m['wall_s'] / 60:.1f} min |
-| masking | {m['masking']['rate']:.0%} of tokens, span {m['masking']['span']}; {m['masking']['replace']} |
-| optimizer | AdamW lr {m['config']['lr']}, warmup {m['config']['warmup_ratio']:.0%} then linear decay, seed {m['config']['seed']} |
-
-## Held-out evaluation
-
-{h['windows']} windows from the held-out part of the corpus ({h['residues']:,} {unit}, never trained on:
-{h['rule']}); {h['masked_tokens']:,} masked tokens, all replaced by the mask token.
-
-| predictor | masked-token accuracy |
-|---|---|
-| this model | **{h['masked_acc']:.4f}** (loss {h['loss']:.4f} nats, perplexity {h['perplexity']:.3f}) |
-| k-mer frequency baseline: most frequent token given {b['context_size']} visible tokens each side | {b['context_acc']:.4f} |
-| most frequent token (`{b['most_frequent_token']}`) | {b['unigram_acc']:.4f} |
-
-Baseline counts come from {b['count_windows']:,} training windows. Loss curve: `loss.png`; every logged value: `metrics.jsonl`.
-
-![loss curve](loss.png)
-
-## Corpus
-
-{source} {description}
-
-| file | records | {unit} | sha256 |
-|---|---|---|---|
-{files}
-
-Licence of the data: {licence}. Full provenance (origin and checksum of each file): `PROVENANCE.txt` of the
-corpus folder (`../shared/data/<corpus>/PROVENANCE.txt` beside a genoml checkout). The model weights are released under genoml's licence (MIT).
-
-Reproduce: `scripts/pretrain_defaults.sh` (one CPU thread; a time budget of {m['config']['time_budget_min']:g} min).
-"""
-(out / "README.md").write_text(card)
-shutil.rmtree(out / "checkpoints", ignore_errors=True)
-EOF
+  "$PY" scripts/model_card.py "data/models/$1" "$2" \
+    "\`scripts/pretrain_defaults.sh\` (one CPU thread; a time budget of $BUDGET_MIN min)."
 }
 
 if [ "${1:-}" = "--cards-only" ]; then  # rewrite the model cards from the existing genoml.json files
