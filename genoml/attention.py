@@ -54,7 +54,7 @@ def run_attention(
         raise InputError(
             f"--model {model}: a kmer-linear baseline has no per-base attributions; use a neural model"
         )
-    no_attention = predictor.model.arch != "hf" or _attention_free(predictor.model.encoder)
+    no_attention = predictor.model.arch != "hf" or attention_free(predictor.model.encoder)
     if no_attention and {"attention", "rollout"} & set(methods):
         kept = [m for m in methods if m not in ("attention", "rollout")] or ["grad-input"]
         what = (
@@ -100,7 +100,7 @@ def run_attention(
     return summary
 
 
-def _attention_free(encoder) -> bool:
+def attention_free(encoder) -> bool:
     """True for encoders that mix positions without attention (HyenaDNA's long convolutions, genoml's ConvLM)."""
     config = getattr(encoder, "config", None)
     return (

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genoml.attention import attention_free
 from genoml.errors import GenomlError
 from genoml.finetune_train import Job
 from genoml.inference import logits_to_scores
@@ -157,7 +158,7 @@ def _extra_sections(job: Job, model, out: Path) -> list[tuple[str, str]]:
     """--attention: attention maps (transformers) and motifs (binary DNA tasks) as (title, markdown)."""
     extra = []
     if job.cfg.attention and model is not None and job.labels.task != "regression":
-        if model.arch == "hf":
+        if model.arch == "hf" and not attention_free(model.encoder):  # ConvLM, HyenaDNA: motifs only
             extra += attention_section(job, model, out)
         if job.labels.task == "binary" and job.alphabet == "dna":
             extra += motif_section(job, model, out)

@@ -81,7 +81,7 @@ def test_bad_sizes_fail_at_construction(bad):
         ConvLMConfig(vocab_size=10, **bad)
 
 
-def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta):  # noqa: F811
+def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta, capsys):  # noqa: F811
     """pretrain --arch cnn writes a masked-LM folder that finetune uses as a base (its trunk, every tensor) and
     that pretrain --model continues."""
     import json
@@ -113,7 +113,8 @@ def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta
     data = write_csv(tmp_path / "train.csv", planted_motif_rows(40))
     run = tmp_path / "run"
     ft = ["-q", "finetune", str(data), "--model", str(pre), "--strategy", "partial:1", "--epochs", "1"]
-    assert main([*ft, "--out", str(run), "--no-baselines", "--no-attention"]) == 0
+    assert main([*ft, "--out", str(run), "--no-baselines"]) == 0  # --attention (default): no maps to draw
+    assert "attention maps skipped" not in capsys.readouterr().err
     assert json.loads((run / "genoml.json").read_text())["arch"] == "hf"
     preds = tmp_path / "p.tsv"
     assert main(["-q", "predict", "--model", str(run), str(data), "-o", str(preds)]) == 0
