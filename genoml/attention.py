@@ -101,9 +101,5 @@ def run_attention(
 
 
 def attention_free(encoder) -> bool:
-    """True for encoders that mix positions without attention (HyenaDNA's long convolutions, genoml's ConvLM)."""
-    config = getattr(encoder, "config", None)
-    return (
-        bool(getattr(config, "attention_free", False))
-        or getattr(config, "model_type", "") == "genoml_hyenadna"
-    )
+    """True for encoders that mix positions without attention (their config says `attention_free`: HyenaDNA, ConvLM)."""
+    return bool(getattr(getattr(encoder, "config", None), "attention_free", False))

@@ -43,6 +43,7 @@ SHORT_FILTER_PADDING = 2  # hard-coded in the published HyenaOperator (causal fo
 
 class HyenaDNAConfig(NativeConfig):
     model_type = "genoml_hyenadna"
+    attention_free = True  # long convolutions: interpretation uses gradients
     attribute_map = {
         "hidden_size": "d_model",
         "num_hidden_layers": "n_layer",
