@@ -239,12 +239,13 @@ def multitask(
     datasets: Annotated[list[str], _argument(MultitaskConfig, "datasets")],
     out: Annotated[str, _option(MultitaskConfig, "out", "--out", "-o")] = default(MultitaskConfig, "out"),
     arch: Annotated[str, _option(MultitaskConfig, "arch")] = default(MultitaskConfig, "arch"),
+    base: Annotated[str | None, _option(MultitaskConfig, "base")] = None,
     exclude: Annotated[list[str] | None, _option(MultitaskConfig, "exclude")] = None,
     epochs: Annotated[int, _option(MultitaskConfig, "epochs")] = default(MultitaskConfig, "epochs"),
     batch_size: Annotated[int, _option(MultitaskConfig, "batch_size")] = default(
         MultitaskConfig, "batch_size"
     ),
-    lr: Annotated[float, _option(MultitaskConfig, "lr")] = default(MultitaskConfig, "lr"),
+    lr: Annotated[float | None, _option(MultitaskConfig, "lr")] = None,
     valid_fraction: Annotated[float, _option(MultitaskConfig, "valid_fraction")] = default(
         MultitaskConfig, "valid_fraction"
     ),

@@ -417,7 +417,12 @@ class MultitaskConfig:
 
     datasets: list[str] = setting(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")
     out: str = setting("runs/multitask", "Output folder (usable as finetune --model).")
-    arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | rnn.")
+    arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | rnn (from scratch; ignored with --base).")
+    base: str | None = setting(
+        None,
+        "Start the trunk from this encoder: a model folder (genoml pretrain folder, transformers folder) or "
+        "'embedded' (self-supervised, then supervised pretraining).",
+    )
     exclude: list[str] = setting(
         help="Target task's dev/test file (repeat): training sequences equal to, containing or inside any of its "
         "sequences (either strand) are removed and counted.",
@@ -426,7 +431,10 @@ class MultitaskConfig:
     time_budget_min: float | None = setting(None, "Stop training after this many minutes.")
     epochs: int = setting(10, "Passes over the summed training sets (at most).")
     batch_size: int = setting(64, "Sequences per batch (one dataset per batch).")
-    lr: float = setting(2e-3, "Peak learning rate.")
+    lr: float | None = setting(
+        None,
+        "Peak learning rate (default: 2e-3 from scratch; with --base, finetune's full-strategy default).",
+    )
     valid_fraction: float = setting(0.05, "Share of each dataset held out for validation.")
     seed: int = setting(0, "Random seed.")
     threads: int | None = setting(None, THREADS_HELP)
@@ -440,7 +448,7 @@ class MultitaskConfig:
                 ("--arch", self.arch, self.arch in BASELINE_NETS, f"one of {', '.join(BASELINE_NETS)}"),
                 ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
                 ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
-                ("--lr", self.lr, self.lr > 0, "positive"),
+                ("--lr", self.lr, self.lr is None or self.lr > 0, "positive"),
                 ("--valid-fraction", self.valid_fraction, 0 < self.valid_fraction < 0.5, "in (0, 0.5)"),
                 (
                     "--time-budget",

@@ -12,9 +12,16 @@ removed when it equals, contains, or is contained in any of them, on either stra
 per dataset are reported in `metrics.json` and `genoml.json` ("exclusion"). Matching uses an index of
 k-mer anchors (k = the shortest sequence length, at most 16) and exact substring checks.
 
-The output folder holds `model.safetensors` (`encoder.*`, `embedding.*`: the trunk; `heads.<i>.*`),
-the tokenizer and `genoml.json` (kind "multitask"): `genoml finetune --model FOLDER` uses the trunk
-with a new head (genoml.trunks).
+The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, rnn) or, with `base`, any encoder
+`finetune --model` loads (a transformers folder, genoml's ConvLM or transformer pretrain folders,
+`embedded`): then self-supervised and supervised pretraining combine (the base's weights are the
+starting point) and the trunk's features are the mean of its last hidden states over real tokens.
+
+The output folder holds the tokenizer, `genoml.json` (kind "multitask") and the trunk: for a net,
+`model.safetensors` with `encoder.*`, `embedding.*` (the trunk) and `heads.<i>.*`; for a `base`, a
+transformers folder (`config.json`, `model.safetensors`: the encoder only) and `heads.safetensors`.
+Either way `genoml finetune --model FOLDER` uses the trunk with a new head (genoml.trunks, or the
+transformers loader).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from genoml.config import MultitaskConfig, TrainConfig, write_json
+from genoml.config import FinetuneConfig, MultitaskConfig, TrainConfig, write_json
 from genoml.data import (
     LabelSpace,
     aggregate_windows,
@@ -46,10 +53,11 @@ from genoml.errors import InputError
 from genoml.inference import logits_to_scores
 from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
-from genoml.models import Head, build_baseline
+from genoml.models import Head, build_baseline, load_hf_encoder, max_positions, pool
 from genoml.outputs import discard_outputs, record_outputs
+from genoml.pretrained import default_model_dir
 from genoml.runs import RunMeta, prepare_run_dir
-from genoml.tokenizers import build_tokenizer
+from genoml.tokenizers import build_tokenizer, load_tokenizer
 from genoml.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -113,16 +121,50 @@ def screen_overlap(
 class MultitaskNet(nn.Module):
     """Trunk + one head per dataset. forward(input_ids (B, L), mask (B, L), task: int) -> logits (B, C_task).
 
-    `encoder` and `embedding` are named as in SequenceModel, so the saved trunk loads into it."""
+    `encoder` and `embedding` are named as in SequenceModel, so a saved net trunk loads into it. `hf`: the
+    encoder is a transformers model (features: mean of last_hidden_state (B, L, H) over real tokens)."""
 
-    def __init__(self, arch: str, tokenizer, n_outs: list[int]):
+    def __init__(self, encoder: nn.Module, embedding: nn.Module | None, hidden: int, n_outs: list[int]):
         super().__init__()
+        self.encoder, self.embedding = encoder, embedding
+        self.hf = embedding is None
+        self.heads = nn.ModuleList(Head(hidden, n) for n in n_outs)
+
+    @classmethod
+    def from_arch(cls, arch: str, tokenizer, n_outs: list[int]) -> MultitaskNet:
+        """A from-scratch cnn / cnn-shallow / rnn trunk over one-hot input."""
         base = build_baseline(arch, tokenizer, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
-        self.encoder, self.embedding = base.encoder, base.embedding
-        self.heads = nn.ModuleList(Head(self.encoder.hidden_size, n) for n in n_outs)
+        return cls(base.encoder, base.embedding, base.encoder.hidden_size, n_outs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: int) -> torch.Tensor:
+        if self.hf:
+            h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.heads[task](pool(h, attention_mask, "mean"))  # (B, H) -> (B, C_task)
         return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
+
+
+def _trunk(cfg: MultitaskConfig, alphabet: str, n_outs: list[int]) -> tuple[MultitaskNet, object, int]:
+    """The model to train -> (net, tokenizer, tokens per window). `base` names an encoder folder (or
+    "embedded"); its tokenizer and positions decide the windows."""
+    if cfg.base is None:
+        tok = build_tokenizer("char" if alphabet == "dna" else "esm")
+        return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024
+    name = cfg.base
+    if name == "embedded":
+        folder = default_model_dir(alphabet)
+        if folder is None:
+            raise InputError(f"--base embedded: no embedded genoml {alphabet} model is installed")
+        name = str(folder)
+    if not Path(name).expanduser().is_dir():
+        raise InputError(
+            f"--base {cfg.base}: not a model folder (give a transformers/genoml folder or 'embedded')"
+        )
+    encoder = load_hf_encoder(name)
+    tok = load_tokenizer(Path(name))
+    if tok.alphabet != alphabet:
+        raise InputError(f"--base {cfg.base}: a {tok.alphabet} model, but the datasets are {alphabet}")
+    net = MultitaskNet(encoder, None, encoder.config.hidden_size, n_outs)
+    return net, tok, min(1024, max_positions(encoder))
 
 
 # ---------------------------------------------------------------- run
@@ -182,33 +224,31 @@ def _train_in(
     cfg: MultitaskConfig, out: Path, named, records, alphabet: str, targets: list[str], command
 ) -> dict:
     """The multitask run proper, writing into the prepared `out`."""
-    tok = build_tokenizer("char" if alphabet == "dna" else "esm")
-    sets, exclusion = _prepare_sets(cfg, named, records, alphabet, targets, tok)
-    torch.manual_seed(cfg.seed)  # the trunk's and heads' initial weights follow --seed
-    model = MultitaskNet(cfg.arch, tok, [s.labels.n_out for s in sets])
+    spaces = {name: _labels(records[name], path) for name, path in named}  # before the screen: all classes
+    torch.manual_seed(cfg.seed)  # the trunk's (from scratch) and heads' initial weights follow --seed
+    model, tok, window = _trunk(cfg, alphabet, [spaces[name].n_out for name, _ in named])
+    sets, exclusion = _prepare_sets(cfg, named, records, spaces, targets, tok, window, alphabet)
     sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
     probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
     steps_per_epoch = max(1, int(math.ceil(sizes.sum() / cfg.batch_size)))
     get_batch, evaluate = _batch_sampler(sets, probs, cfg, tok), _evaluator(sets, tok)
-    tcfg = _train_config(cfg, steps_per_epoch)
+    tcfg = _train_config(cfg, steps_per_epoch, peak_lr(cfg, model))
     t0 = time.time()
     log.info(
-        "multitask: %s trunk, %d datasets (%s), %d steps of %d at most",
-        cfg.arch,
+        "multitask: %s trunk, %d datasets (%s), %d steps of %d at most, lr %g",
+        cfg.base or cfg.arch,
         len(sets),
         ", ".join(f"{s.name} {len(s.train_ids)}" for s in sets),
         tcfg.max_steps,
         cfg.batch_size,
+        tcfg.lr,
     )
     result = Trainer(model, tcfg, out, get_batch=get_batch, loss_fn=_loss, evaluate=evaluate).fit()
     model.eval()
     final = evaluate(model)
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-        str(out / "model.safetensors"),
-    )
+    _save(model, out)
     tok.save_pretrained(out)
-    metrics = _write_run_files(out, cfg, sets, tok, alphabet, final, exclusion, result, command, t0)
+    metrics = _write_run_files(out, cfg, sets, tok, alphabet, final, exclusion, result, command, t0, model.hf)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     log.info(
         "multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences",
@@ -220,8 +260,28 @@ def _train_in(
     return {"out": str(out), "metrics": metrics}
 
 
+def _save(model: MultitaskNet, out: Path) -> None:
+    """The trunk and heads: one model.safetensors for a net; a transformers folder + heads.safetensors for a base."""
+
+    def tensors(module: nn.Module, prefix: str = "") -> dict:
+        return {prefix + k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+    if model.hf:
+        model.encoder.save_pretrained(out, safe_serialization=True)
+        save_file(tensors(model.heads, "heads."), str(out / "heads.safetensors"))
+    else:
+        save_file(tensors(model), str(out / "model.safetensors"))
+
+
+def _labels(recs: list, path: str) -> LabelSpace:
+    labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
+    if labels.task not in ("binary", "multiclass"):
+        raise InputError(f"{path}: multitask trains classification heads; this file is {labels.task}")
+    return labels
+
+
 def _prepare_sets(
-    cfg: MultitaskConfig, named, records, alphabet: str, targets: list[str], tok
+    cfg: MultitaskConfig, named, records, spaces: dict, targets: list[str], tok, window: int, alphabet: str
 ) -> tuple[list[_Set], dict]:
     """Per dataset: drop the sequences overlapping `targets`, split off validation, window both splits.
 
@@ -245,20 +305,19 @@ def _prepare_sets(
             ", ".join(f"{k} {v}" for k, v in counts.items() if k != "kept"),
         )
         recs = [r for r, k in zip(recs, keep) if k]
-        sets.append(_make_set(cfg, name, path, recs, counts, tok))
+        sets.append(_make_set(cfg, name, path, recs, spaces[name], counts, tok, window))
     return sets, exclusion
 
 
-def _make_set(cfg: MultitaskConfig, name: str, path: str, recs: list, counts: dict, tok) -> _Set:
-    """One classification dataset: a seeded stratified validation split, both splits cut into 1024-token
+def _make_set(
+    cfg: MultitaskConfig, name: str, path: str, recs: list, labels: LabelSpace, counts: dict, tok, window: int
+) -> _Set:
+    """One classification dataset: a seeded stratified validation split, both splits cut into `window`-token
     windows; training labels repeated per window (N_windows,), validation labels per sequence."""
-    labels = LabelSpace.infer([r.label for r in recs], "auto", where=path)
-    if labels.task not in ("binary", "multiclass"):
-        raise InputError(f"{path}: multitask trains classification heads; this file is {labels.task}")
     tr, va, _ = stratified_split([r.label for r in recs], (cfg.valid_fraction, 0.0), cfg.seed)
     y = labels.encode([r.label for r in recs], where=path)
-    wtr = make_windows([recs[i].seq for i in tr], tok, 1024)
-    wva = make_windows([recs[i].seq for i in va], tok, 1024)
+    wtr = make_windows([recs[i].seq for i in tr], tok, window)
+    wva = make_windows([recs[i].seq for i in va], tok, window)
     return _Set(
         name,
         path,
@@ -318,12 +377,22 @@ def _evaluator(sets: list[_Set], tok):
     return evaluate
 
 
-def _train_config(cfg: MultitaskConfig, steps_per_epoch: int) -> TrainConfig:
+def peak_lr(cfg: MultitaskConfig, model: MultitaskNet) -> float:
+    """--lr, else 2e-3 for a from-scratch net and, for a --base encoder, finetune's default for the full
+    strategy at its hidden size (1e-4 × 768 / hidden, capped at 1e-3)."""
+    if cfg.lr is not None:
+        return cfg.lr
+    if not model.hf:
+        return 2e-3
+    return FinetuneConfig(strategy="full").default_lr(model.encoder.config.hidden_size)
+
+
+def _train_config(cfg: MultitaskConfig, steps_per_epoch: int, lr: float) -> TrainConfig:
     """`epochs` over the summed training sets; evaluation and checkpoints every epoch or 200 steps."""
     eval_every = min(steps_per_epoch, 200)
     return TrainConfig(
         max_steps=cfg.epochs * steps_per_epoch,
-        lr=cfg.lr,
+        lr=lr,
         seed=cfg.seed,
         eval_every=eval_every,
         checkpoint_every=eval_every,
@@ -346,6 +415,7 @@ def _write_run_files(
     result,
     command,
     t0: float,
+    model_is_hf: bool = False,
 ) -> dict:
     """genoml.json (kind "multitask"), metrics.json and history.json -> the metrics."""
     tasks = [
@@ -361,7 +431,7 @@ def _write_run_files(
     ]
     RunMeta(
         kind="multitask",
-        arch=cfg.arch,
+        arch="hf" if model_is_hf else cfg.arch,
         alphabet=alphabet,
         tokenizer=getattr(tok, "spec", None),
         config=dataclasses.asdict(cfg),

@@ -124,3 +124,78 @@ def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta
     assert main(["-q", "pretrain", *dna_fasta, "--model", str(pre), *small[2:], "--max-steps", "1",
                  "--eval-fraction", "0.2", "--out", str(more)]) == 0  # fmt: skip
     assert json.loads((more / "genoml.json").read_text())["base_model"] == str(pre)
+
+
+def test_multitask_on_a_pretrained_convlm_base_then_finetune(tmp_path, dna_fasta):  # noqa: F811
+    """multitask --base FOLDER trains the pretrained encoder with one head per dataset (lr: finetune's full default
+    at its width), writes a transformers folder, and finetune --model uses that trained encoder, every tensor."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from genoml.cli import main
+    from tests.tiny import planted_motif_rows, write_csv
+
+    pre = tmp_path / "pre"
+    small = ["--preset", "tiny", "--window", "32", "--batch-size", "8", "--eval-every", "2"]
+    assert main(["-q", "pretrain", *dna_fasta, "--arch", "cnn", *small, "--max-steps", "1",
+                 "--eval-fraction", "0.2", "--out", str(pre)]) == 0  # fmt: skip
+    rows = planted_motif_rows(120, length=40, seed=4)
+    a = write_csv(tmp_path / "a.csv", rows[:60])
+    b = write_csv(tmp_path / "b.csv", [(s, "x" if y == "1" else "y") for s, y in rows[60:]])
+    target = write_csv(tmp_path / "target.csv", rows[:5])  # 5 of a's sequences: screened out
+    mt = tmp_path / "mt"
+    argv = [
+        "-q",
+        "multitask",
+        f"a={a}",
+        f"b={b}",
+        "--base",
+        str(pre),
+        "--exclude",
+        str(target),
+        "--epochs",
+        "2",
+    ]
+    assert main([*argv, "--threads", "1", "--out", str(mt)]) == 0
+    meta = json.loads((mt / "genoml.json").read_text())
+    assert meta["kind"] == "multitask" and meta["arch"] == "hf" and meta["config"]["base"] == str(pre)
+    assert json.loads((mt / "metrics.json").read_text())["exclusion"]["per_dataset"]["a"]["exact"] == 5
+    assert set(load_file(str(mt / "heads.safetensors"))) >= {"heads.0.net.1.weight", "heads.1.net.1.weight"}
+    trained, start = load_file(str(mt / "model.safetensors")), load_file(str(pre / "model.safetensors"))
+    key = next(k for k in trained if k.endswith("embeddings.word_embeddings.weight"))
+    assert not torch.equal(trained[key], start["convlm." + key])  # the pretrained encoder was trained further
+
+    run = tmp_path / "run"
+    data = write_csv(tmp_path / "train.csv", planted_motif_rows(40, seed=9))
+    ft = [
+        "-q",
+        "finetune",
+        str(data),
+        "--model",
+        str(mt),
+        "--strategy",
+        "probe",
+        "--epochs",
+        "1",
+        "--rc",
+        "off",
+    ]
+    assert main([*ft, "--no-baselines", "--no-attention", "--out", str(run)]) == 0
+    tuned = load_file(str(run / "model.safetensors"))
+    assert all(torch.equal(tuned[k], v) for k, v in trained.items())  # probe: the trunk as trained
+    assert (
+        main(["-q", "multitask", str(a), "--base", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    )
+
+
+def test_multitask_lr_default_follows_the_trunk():
+    from genoml.config import MultitaskConfig
+    from genoml.multitask import MultitaskNet, peak_lr
+
+    conv = ConvLMModel(tiny())
+    hf = MultitaskNet(conv, None, conv.config.hidden_size, [2])
+    assert peak_lr(MultitaskConfig(datasets=["x"]), hf) == 1e-3  # 1e-4 × 768 / 16, capped
+    assert peak_lr(MultitaskConfig(datasets=["x"], lr=5e-4), hf) == 5e-4
+    net = MultitaskNet(conv, torch.nn.Identity(), 16, [2])
+    assert peak_lr(MultitaskConfig(datasets=["x"]), net) == 2e-3
