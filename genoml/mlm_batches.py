@@ -18,7 +18,7 @@ import torch
 from genoml.config import PretrainConfig
 from genoml.corpus import Corpus
 from genoml.masking import MaskNoise, mask_tokens
-from genoml.tokenizers import BERT_SPECIALS, KmerTokenizer, _ResidueTokenizer
+from genoml.tokenizers import BERT_SPECIALS
 
 
 class MaskedBatcher:
@@ -128,16 +128,8 @@ class ArrayEncoder:
 
     @classmethod
     def for_tokenizer(cls, tok) -> ArrayEncoder:
-        if isinstance(tok, _ResidueTokenizer):
-            table = np.frombuffer(tok._table, dtype=np.uint8).astype(np.int64)
-            upper = np.arange(256)
-            upper[ord("a") : ord("z") + 1] -= 32  # encode() upper-cases ASCII first
-            return cls(tok, table[upper])
-        if isinstance(tok, KmerTokenizer):
-            lut = tok._lut.copy()
-            lut[ord("a") : ord("z") + 1] = tok._lut[ord("A") : ord("Z") + 1]
-            return cls(tok, lut, tok.k)
-        return cls(tok, None)
+        codes = tok.byte_codes()
+        return cls(tok, None) if codes is None else cls(tok, *codes)
 
     def encode(
         self, rows: list[np.ndarray], max_tokens: int

@@ -165,6 +165,12 @@ class SequenceTokenizer:
         """The text a ``transformers`` tokenizer loaded from ``save_pretrained`` expects for ``seq``."""
         return _upper(seq)
 
+    def byte_codes(self) -> tuple[np.ndarray, int] | None:
+        """For array encoders (genoml.mlm_batches): (table (256,) int64, k) where table maps each input byte,
+        either case, to its token id (k = 0: one token per letter) or to its base code combined k at a time
+        (k-mers); None when tokens are not a function of single letters (BPE, NT k-mers, HF tokenizers)."""
+        return None
+
     def save_pretrained(self, folder: str | Path) -> None:
         """Write vocab.txt + tokenizer_config.json (AutoTokenizer-loadable) and genoml_tokenizer.json."""
         folder = Path(folder)
@@ -237,6 +243,11 @@ class KmerTokenizer(SequenceTokenizer):
         for code, base in enumerate(DNABERT_BASES):
             lut[ord(base)] = code
         self._lut = lut
+
+    def byte_codes(self) -> tuple[np.ndarray, int]:
+        lut = self._lut.copy()
+        lut[ord("a") : ord("z") + 1] = self._lut[ord("A") : ord("Z") + 1]
+        return lut, self.k
 
     def _encode_content(self, seq, limit):
         k = self.k
@@ -378,6 +389,12 @@ class _ResidueTokenizer(SequenceTokenizer):
             if len(tok) == 1 and ord(tok) < 128:
                 table[ord(tok)] = i
         self._table = bytes(table)
+
+    def byte_codes(self) -> tuple[np.ndarray, int]:
+        table = np.frombuffer(self._table, dtype=np.uint8).astype(np.int64)
+        upper = np.arange(256)
+        upper[ord("a") : ord("z") + 1] -= 32  # encode() upper-cases ASCII first
+        return table[upper], 0
 
     def _encode_content(self, seq, limit):
         if limit is not None:
