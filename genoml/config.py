@@ -420,7 +420,7 @@ class MultitaskConfig:
     arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | rnn (from scratch; ignored with --base).")
     base: str | None = setting(
         None,
-        "Start the trunk from this encoder: a model folder (genoml pretrain folder, transformers folder) or "
+        "Start from this model's trunk: a genoml run, pretrain or multitask folder, a transformers folder, or "
         "'embedded' (self-supervised, then supervised pretraining).",
     )
     exclude: list[str] = setting(

@@ -12,10 +12,11 @@ removed when it equals, contains, or is contained in any of them, on either stra
 per dataset are reported in `metrics.json` and `genoml.json` ("exclusion"). Matching uses an index of
 k-mer anchors (k = the shortest sequence length, at most 16) and exact substring checks.
 
-The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, rnn) or, with `base`, any encoder
-`finetune --model` loads (a transformers folder, genoml's ConvLM or transformer pretrain folders,
-`embedded`): then self-supervised and supervised pretraining combine (the base's weights are the
-starting point) and the trunk's features are the mean of its last hidden states over real tokens.
+The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, rnn) or, with `base`, the trunk of any
+model `finetune --model` takes: a genoml cnn/cnn-shallow/rnn run or multitask folder (trained further),
+or an encoder (a transformers folder, genoml's ConvLM or transformer pretrain folders, `embedded`):
+then self-supervised and supervised pretraining combine (the base's weights are the starting point)
+and an encoder's features are the mean of its last hidden states over real tokens.
 
 The output folder holds the tokenizer, `genoml.json` (kind "multitask") and the trunk: for a net,
 `model.safetensors` with `encoder.*`, `embedding.*` (the trunk) and `heads.<i>.*`; for a `base`, a
@@ -59,6 +60,7 @@ from genoml.pretrained import default_model_dir
 from genoml.runs import RunMeta, prepare_run_dir
 from genoml.tokenizers import build_tokenizer, load_tokenizer
 from genoml.train import Trainer
+from genoml.trunks import base_meta, build_from_base
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +145,13 @@ class MultitaskNet(nn.Module):
         return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
 
 
-def _trunk(cfg: MultitaskConfig, alphabet: str, n_outs: list[int]) -> tuple[MultitaskNet, object, int]:
-    """The model to train -> (net, tokenizer, tokens per window). `base` names an encoder folder (or
-    "embedded"); its tokenizer and positions decide the windows."""
+def _trunk(cfg: MultitaskConfig, alphabet: str, n_outs: list[int]) -> tuple[MultitaskNet, object, int, str]:
+    """The model to train -> (net, tokenizer, tokens per window, arch recorded in genoml.json). `base`: a
+    genoml cnn / cnn-shallow / rnn run or multitask folder (its trunk), or an encoder folder (transformers,
+    genoml pretrain) or "embedded"; its tokenizer and positions decide the windows."""
     if cfg.base is None:
         tok = build_tokenizer("char" if alphabet == "dna" else "esm")
-        return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024
+        return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024, cfg.arch
     name = cfg.base
     if name == "embedded":
         folder = default_model_dir(alphabet)
@@ -157,14 +160,18 @@ def _trunk(cfg: MultitaskConfig, alphabet: str, n_outs: list[int]) -> tuple[Mult
         name = str(folder)
     if not Path(name).expanduser().is_dir():
         raise InputError(
-            f"--base {cfg.base}: not a model folder (give a transformers/genoml folder or 'embedded')"
+            f"--base {cfg.base}: not a model folder (give a genoml run, pretrain or multitask folder, a "
+            "transformers folder, or 'embedded')"
         )
+    if (meta := base_meta(name)) is not None:  # a convolutional/recurrent trunk: trained further
+        seq, tok = build_from_base(name, alphabet, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
+        return MultitaskNet(seq.encoder, seq.embedding, seq.encoder.hidden_size, n_outs), tok, 1024, meta.arch
     encoder = load_hf_encoder(name)
     tok = load_tokenizer(Path(name))
     if tok.alphabet != alphabet:
         raise InputError(f"--base {cfg.base}: a {tok.alphabet} model, but the datasets are {alphabet}")
     net = MultitaskNet(encoder, None, encoder.config.hidden_size, n_outs)
-    return net, tok, min(1024, max_positions(encoder))
+    return net, tok, min(1024, max_positions(encoder)), "hf"
 
 
 # ---------------------------------------------------------------- run
@@ -226,7 +233,7 @@ def _train_in(
     """The multitask run proper, writing into the prepared `out`."""
     spaces = {name: _labels(records[name], path) for name, path in named}  # before the screen: all classes
     torch.manual_seed(cfg.seed)  # the trunk's (from scratch) and heads' initial weights follow --seed
-    model, tok, window = _trunk(cfg, alphabet, [spaces[name].n_out for name, _ in named])
+    model, tok, window, arch = _trunk(cfg, alphabet, [spaces[name].n_out for name, _ in named])
     sets, exclusion = _prepare_sets(cfg, named, records, spaces, targets, tok, window, alphabet)
     sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
     probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
@@ -248,7 +255,7 @@ def _train_in(
     final = evaluate(model)
     _save(model, out)
     tok.save_pretrained(out)
-    metrics = _write_run_files(out, cfg, sets, tok, alphabet, final, exclusion, result, command, t0, model.hf)
+    metrics = _write_run_files(out, cfg, sets, tok, alphabet, final, exclusion, result, command, t0, arch)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     log.info(
         "multitask: mean valid MCC %.4f after %d steps (%s); removed %d overlapping sequences",
@@ -415,7 +422,7 @@ def _write_run_files(
     result,
     command,
     t0: float,
-    model_is_hf: bool = False,
+    arch: str,
 ) -> dict:
     """genoml.json (kind "multitask"), metrics.json and history.json -> the metrics."""
     tasks = [
@@ -431,7 +438,7 @@ def _write_run_files(
     ]
     RunMeta(
         kind="multitask",
-        arch="hf" if model_is_hf else cfg.arch,
+        arch=arch,
         alphabet=alphabet,
         tokenizer=getattr(tok, "spec", None),
         config=dataclasses.asdict(cfg),

@@ -206,3 +206,16 @@ def test_failed_multitask_leaves_no_output(tmp_path):
         == 2
     )
     assert not out.exists()
+
+
+def test_multitask_continues_a_cnn_run_trunk(data, cnn_base, tmp_path):
+    """multitask --base RUN trains that run's cnn trunk further (not from random init) and records its arch."""
+    src = write_csv(tmp_path / "src.csv", planted_motif_rows(80, length=40, seed=21))
+    out = tmp_path / "mt"
+    args = ["-q", "multitask", str(src), "--base", str(cnn_base), "--epochs", "1", "--lr", "1e-9"]
+    assert main([*args, "--threads", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "genoml.json").read_text())["arch"] == "cnn"
+    start, after = weights(cnn_base), weights(out)
+    conv = "encoder.stem.0.weight"
+    assert torch.allclose(start[conv], after[conv], atol=1e-6)  # lr ~0: the base's trunk, not a fresh init
+    assert finetune(data, tmp_path / "ft", str(out), "--strategy", "probe") == 0
