@@ -184,7 +184,7 @@ def ms(v: list[float]) -> str:
 
 
 def summarize(fams: list[dict], out: Path, a) -> str:
-    rows, trunks = [], {}
+    rows, trunks, goals = [], {}, []
     for fam in fams:
         for key, run, _ in finetune_jobs(fam, out, a.seeds, a.budget):
             if finished(run):
@@ -230,6 +230,13 @@ def summarize(fams: list[dict], out: Path, a) -> str:
             mean = {k: statistics.mean(v) for k, v in cells.items()}
             best_tr = max(ARMS[1:], key=lambda k: mean[k])
             best_sc = max(("scratch", *NETS), key=lambda k: mean[k])
+            delta = mean[best_tr] - mean["scratch"]
+            spread = max(
+                (statistics.stdev(cells[k]) if len(cells[k]) > 1 else 0.0) for k in (best_tr, "scratch")
+            )
+            goals.append(
+                (fam["name"], t, delta >= 3 and delta > spread, mean[best_tr] > mean[best_sc], spread)
+            )
             lines.append(
                 f"| {t} | {arch[fam['name']]} | "
                 + " | ".join(ms(cells[k]) for k in ARMS)
@@ -237,6 +244,17 @@ def summarize(fams: list[dict], out: Path, a) -> str:
                 + " | ".join(ms(cells[k]) for k in NETS)
                 + f" | {mean[best_tr] - mean[best_sc]:+.1f} (vs {best_sc}) |"
             )
+    dna = [g for g in goals if g[0] == "dna"]
+    lines += [
+        "",
+        "Goal check (best transferred ≥ same-architecture scratch + 3 points, beyond the larger seed sd of the two): "
+        + "; ".join(f"{t} {'met' if ok else 'not met'} (sd {sd:.1f})" for _, t, ok, _, sd in goals)
+        + f" → {sum(g[2] for g in dna)} of {len(dna)} DNA tasks, protein "
+        + ("met" if all(g[2] for g in goals if g[0] == "protein") else "not met")
+        + "; best transferred above the best from-scratch model of any architecture on "
+        + (", ".join(t for _, t, _, above, _ in goals if above) or "no task")
+        + ".",
+    ]
     lines += [
         "",
         "Trunks (mean validation MCC over the source tasks; sequences removed as overlapping a target's "
