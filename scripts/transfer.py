@@ -51,7 +51,7 @@ def genoml(argv: list[str], log: Path) -> subprocess.Popen:
 
 def shown(p) -> str:
     s = str(p)
-    for root, name in ((str(DATA.parent.parent), ".."), (str(REPO) + "/", "")):
+    for root, name in ((str(REPO) + "/", ""), (str(DATA.parent.parent), "..")):
         s = s.replace(root, name)
     return s
 
