@@ -51,16 +51,15 @@ from genoml.data import (
 )
 from genoml.device import model_device
 from genoml.errors import InputError
+from genoml.finetune_model import build_model, model_name
 from genoml.inference import logits_to_scores
 from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
-from genoml.models import Head, build_baseline, load_hf_encoder, max_positions, pool
+from genoml.models import Head, build_baseline, pool
 from genoml.outputs import discard_outputs, record_outputs
-from genoml.pretrained import default_model_dir
 from genoml.runs import RunMeta, prepare_run_dir
-from genoml.tokenizers import build_tokenizer, load_tokenizer
+from genoml.tokenizers import build_tokenizer
 from genoml.train import Trainer
-from genoml.trunks import base_meta, build_from_base
 
 log = logging.getLogger(__name__)
 
@@ -145,33 +144,21 @@ class MultitaskNet(nn.Module):
         return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
 
 
-def _trunk(cfg: MultitaskConfig, alphabet: str, n_outs: list[int]) -> tuple[MultitaskNet, object, int, str]:
-    """The model to train -> (net, tokenizer, tokens per window, arch recorded in genoml.json). `base`: a
-    genoml cnn / cnn-shallow / rnn run or multitask folder (its trunk), or an encoder folder (transformers,
-    genoml pretrain) or "embedded"; its tokenizer and positions decide the windows."""
+def _trunk(
+    cfg: MultitaskConfig, alphabet: str, spaces: list[LabelSpace]
+) -> tuple[MultitaskNet, object, int, str]:
+    """The model to train -> (net, tokenizer, tokens per window, arch recorded in genoml.json). `base` is
+    resolved and loaded as `finetune --model` does (genoml.finetune_model): a genoml run or multitask folder
+    (its trunk), an encoder folder or hub id, or "embedded"; its tokenizer and positions decide the windows."""
+    n_outs = [s.n_out for s in spaces]
     if cfg.base is None:
         tok = build_tokenizer("char" if alphabet == "dna" else "esm")
         return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024, cfg.arch
-    name = cfg.base
-    if name == "embedded":
-        folder = default_model_dir(alphabet)
-        if folder is None:
-            raise InputError(f"--base embedded: no embedded genoml {alphabet} model is installed")
-        name = str(folder)
-    if not Path(name).expanduser().is_dir():
-        raise InputError(
-            f"--base {cfg.base}: not a model folder (give a genoml run, pretrain or multitask folder, a "
-            "transformers folder, or 'embedded')"
-        )
-    if (meta := base_meta(name)) is not None:  # a convolutional/recurrent trunk: trained further
-        seq, tok = build_from_base(name, alphabet, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
-        return MultitaskNet(seq.encoder, seq.embedding, seq.encoder.hidden_size, n_outs), tok, 1024, meta.arch
-    encoder = load_hf_encoder(name)
-    tok = load_tokenizer(Path(name))
-    if tok.alphabet != alphabet:
-        raise InputError(f"--base {cfg.base}: a {tok.alphabet} model, but the datasets are {alphabet}")
-    net = MultitaskNet(encoder, None, encoder.config.hidden_size, n_outs)
-    return net, tok, min(1024, max_positions(encoder)), "hf"
+    fcfg = FinetuneConfig(model=cfg.base)
+    seq, tok, max_tokens, _ = build_model(fcfg, model_name(fcfg, alphabet), alphabet, spaces[0])
+    hidden = seq.encoder.config.hidden_size if seq.arch == "hf" else seq.encoder.hidden_size
+    net = MultitaskNet(seq.encoder, seq.embedding, hidden, n_outs)
+    return net, tok, min(1024, max_tokens), seq.arch
 
 
 # ---------------------------------------------------------------- run
@@ -233,7 +220,7 @@ def _train_in(
     """The multitask run proper, writing into the prepared `out`."""
     spaces = {name: _labels(records[name], path) for name, path in named}  # before the screen: all classes
     torch.manual_seed(cfg.seed)  # the trunk's (from scratch) and heads' initial weights follow --seed
-    model, tok, window, arch = _trunk(cfg, alphabet, [spaces[name].n_out for name, _ in named])
+    model, tok, window, arch = _trunk(cfg, alphabet, [spaces[name] for name, _ in named])
     sets, exclusion = _prepare_sets(cfg, named, records, spaces, targets, tok, window, alphabet)
     sizes = np.array([len(s.train_ids) for s in sets], dtype=float)
     probs = np.sqrt(sizes) / np.sqrt(sizes).sum()
