@@ -21,6 +21,8 @@ from genoml.errors import InputError
 from genoml.outputs import write_atomic
 from genoml.presets import MLM_ARCHS, PRESETS
 
+POOLINGS = ("auto", "mean", "cls", "meanmax")  # finetune --pooling; "auto" is resolved per encoder
+
 if TYPE_CHECKING:
     from genoml.io import InputSpec
 
@@ -154,7 +156,11 @@ class FinetuneConfig:
     revision: str | None = setting(None, REVISION_HELP)
     trust_remote_code: bool = setting(False, TRUST_REMOTE_CODE_HELP)
     strategy: str = setting("full", "probe | partial:N | lora | full.")
-    pooling: str = setting("mean", "mean | cls.")
+    pooling: str = setting(
+        "auto",
+        "auto (meanmax for genoml's convolutional masked LM, mean for transformers) | mean | cls | meanmax "
+        "(mean and max over tokens).",
+    )
     head: str = setting("linear", "linear | mlp.")
     task: str = setting("auto", "auto | binary | multiclass | multilabel | regression.")
     standardize: bool = True  # regression targets
@@ -246,7 +252,7 @@ class FinetuneConfig:
                     "one of probe, partial:N (e.g. partial:2), lora, full",
                 ),
                 ("--task", self.task, self.task in TASKS, f"one of {', '.join(TASKS)}"),
-                ("--pooling", self.pooling, self.pooling in ("mean", "cls"), "mean or cls"),
+                ("--pooling", self.pooling, self.pooling in POOLINGS, "auto, mean, cls or meanmax"),
                 ("--head", self.head, self.head in ("linear", "mlp"), "linear or mlp"),
                 ("--aggregate", self.aggregate, self.aggregate in ("mean", "max"), "mean or max"),
                 ("--epochs", self.epochs, self.epochs is None or self.epochs >= 1, "at least 1"),

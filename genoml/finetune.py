@@ -249,7 +249,7 @@ def _run_meta(job: Job, fitted: Fitted, command) -> RunMeta:
         aggregate=cfg.aggregate,
         rc_average=cfg.rc_average and alphabet == "dna",
         threshold=cfg.threshold,
-        pooling=cfg.pooling,
+        pooling=getattr(fitted.model, "pooling", "mean"),
         head=cfg.head,
         strategy=cfg.strategy if arch == "hf" or getattr(fitted.model, "from_base", None) else "full",
         source_model=fitted.source,

@@ -38,12 +38,23 @@ HUB_HINT = (
 # ---------------------------------------------------------------- pooling and head
 
 
+def pooled_width(hidden: int, how: str) -> int:
+    """Width of `pool`'s output for an encoder of `hidden` channels."""
+    return 2 * hidden if how == "meanmax" else hidden
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """hidden (B, L, H), mask (B, L) -> (B, H). `mean` skips padding; `cls` takes position 0."""
+    """hidden (B, L, H), mask (B, L) -> (B, H), or (B, 2H) for `meanmax`. `mean` skips padding; `cls` takes
+    position 0; `meanmax` is [mean, max] over the real tokens (the CNN baselines' pooling: a motif anywhere in
+    the sequence shows in the max)."""
     if how == "cls":
         return hidden[:, 0]
     m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+    mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H)
+    if how != "meanmax":
+        return mean
+    peak = hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(1)  # (B, H)
+    return torch.cat([mean, peak], dim=-1)  # (B, 2H)
 
 
 class Head(nn.Module):
@@ -228,7 +239,7 @@ class SequenceModel(nn.Module):
         self.encoder = encoder
         self.embedding = embedding  # one-hot embedding for baselines, None for HF encoders
         self.pooling = pooling
-        hidden = encoder.config.hidden_size if arch == "hf" else encoder.hidden_size
+        hidden = pooled_width(encoder.config.hidden_size, pooling) if arch == "hf" else encoder.hidden_size
         self.classifier = Head(hidden, n_out, head)
         self.tokenizer = tokenizer
         self.labels = labels

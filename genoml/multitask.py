@@ -16,7 +16,7 @@ The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, rnn) or, with `base`,
 model `finetune --model` takes: a genoml cnn/cnn-shallow/rnn run or multitask folder (trained further),
 or an encoder (a transformers folder, genoml's ConvLM or transformer pretrain folders, `embedded`):
 then self-supervised and supervised pretraining combine (the base's weights are the starting point)
-and an encoder's features are the mean of its last hidden states over real tokens.
+and an encoder's features are its last hidden states pooled as `finetune --pooling auto` pools them.
 
 The output folder holds the tokenizer, `genoml.json` (kind "multitask") and the trunk: for a net,
 `model.safetensors` with `encoder.*`, `embedding.*` (the trunk) and `heads.<i>.*`; for a `base`, a
@@ -55,7 +55,7 @@ from genoml.finetune_model import build_model, model_name
 from genoml.inference import logits_to_scores
 from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
-from genoml.models import Head, build_baseline, pool
+from genoml.models import Head, build_baseline, pool, pooled_width
 from genoml.outputs import discard_outputs, record_outputs
 from genoml.runs import RunMeta, prepare_run_dir
 from genoml.tokenizers import build_tokenizer
@@ -123,12 +123,16 @@ class MultitaskNet(nn.Module):
     """Trunk + one head per dataset. forward(input_ids (B, L), mask (B, L), task: int) -> logits (B, C_task).
 
     `encoder` and `embedding` are named as in SequenceModel, so a saved net trunk loads into it. `hf`: the
-    encoder is a transformers model (features: mean of last_hidden_state (B, L, H) over real tokens)."""
+    encoder is a transformers model (features: last_hidden_state (B, L, H) pooled over real tokens as
+    finetune's `--pooling auto` pools that encoder: `hidden` is the pooled width)."""
 
-    def __init__(self, encoder: nn.Module, embedding: nn.Module | None, hidden: int, n_outs: list[int]):
+    def __init__(
+        self, encoder: nn.Module, embedding: nn.Module | None, hidden: int, n_outs: list[int], pooling="mean"
+    ):
         super().__init__()
         self.encoder, self.embedding = encoder, embedding
         self.hf = embedding is None
+        self.pooling = pooling
         self.heads = nn.ModuleList(Head(hidden, n) for n in n_outs)
 
     @classmethod
@@ -140,7 +144,7 @@ class MultitaskNet(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: int) -> torch.Tensor:
         if self.hf:
             h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.heads[task](pool(h, attention_mask, "mean"))  # (B, H) -> (B, C_task)
+            return self.heads[task](pool(h, attention_mask, self.pooling))  # (B, H') -> (B, C_task)
         return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
 
 
@@ -156,8 +160,11 @@ def _trunk(
         return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024, cfg.arch
     fcfg = FinetuneConfig(model=cfg.base)
     seq, tok, max_tokens, _ = build_model(fcfg, model_name(fcfg, alphabet), alphabet, spaces[0])
-    hidden = seq.encoder.config.hidden_size if seq.arch == "hf" else seq.encoder.hidden_size
-    net = MultitaskNet(seq.encoder, seq.embedding, hidden, n_outs)
+    if seq.arch == "hf":
+        hidden = pooled_width(seq.encoder.config.hidden_size, seq.pooling)
+        net = MultitaskNet(seq.encoder, None, hidden, n_outs, pooling=seq.pooling)
+    else:
+        net = MultitaskNet(seq.encoder, seq.embedding, seq.encoder.hidden_size, n_outs)
     return net, tok, min(1024, max_tokens), seq.arch
 
 

@@ -161,7 +161,7 @@ FLAG_CASES = [
     (
         "pooling",
         ["finetune", "{train}", "--pooling", "x", "--out", "{out}"],
-        "--pooling: must be mean or cls, got 'x'",
+        "--pooling: must be auto, mean, cls or meanmax, got 'x'",
     ),
     (
         "task",

@@ -199,3 +199,36 @@ def test_multitask_lr_default_follows_the_trunk():
     assert peak_lr(MultitaskConfig(datasets=["x"], lr=5e-4), hf) == 5e-4
     net = MultitaskNet(conv, torch.nn.Identity(), 16, [2])
     assert peak_lr(MultitaskConfig(datasets=["x"]), net) == 2e-3
+
+
+def test_meanmax_pooling_ignores_padding():
+    """meanmax = [mean, max] over real tokens only: a large value at a padded position changes nothing."""
+    from genoml.models import pool
+
+    h = torch.tensor([[[1.0, -1.0], [3.0, -3.0], [100.0, 100.0]]])  # (B=1, L=3, H=2), position 2 padded
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(h, mask, "meanmax").tolist() == [[2.0, -2.0, 3.0, -1.0]]  # (B, 2H)
+    assert pool(h, mask, "mean").tolist() == [[2.0, -2.0]]
+
+
+def test_finetune_meanmax_pooling_round_trips_through_predict(tmp_path, dna_fasta):  # noqa: F811
+    """--pooling meanmax doubles the head's input (B, 2H); the run reloads with it and predicts every record."""
+    import json
+
+    from genoml.cli import main
+    from genoml.runs import load_predictor
+    from tests.tiny import planted_motif_rows, write_csv
+
+    pre = tmp_path / "pre"
+    assert main(["-q", "pretrain", *dna_fasta, "--arch", "cnn", "--preset", "tiny", "--window", "32",
+                 "--batch-size", "8", "--max-steps", "1", "--eval-fraction", "0.2", "--out", str(pre)]) == 0  # fmt: skip
+    data = write_csv(tmp_path / "train.csv", planted_motif_rows(40))
+    run = tmp_path / "run"
+    ft = ["-q", "finetune", str(data), "--model", str(pre), "--pooling", "meanmax", "--epochs", "1"]
+    assert main([*ft, "--out", str(run), "--no-baselines", "--no-attention"]) == 0
+    assert json.loads((run / "genoml.json").read_text())["pooling"] == "meanmax"
+    model = load_predictor(run)[0].model
+    assert model.classifier.net[-1].in_features == 2 * model.encoder.config.hidden_size
+    preds = tmp_path / "p.tsv"
+    assert main(["-q", "predict", "--model", str(run), str(data), "-o", str(preds)]) == 0
+    assert len(preds.read_text().splitlines()) == 41
