@@ -232,3 +232,15 @@ def test_finetune_meanmax_pooling_round_trips_through_predict(tmp_path, dna_fast
     preds = tmp_path / "p.tsv"
     assert main(["-q", "predict", "--model", str(run), str(data), "-o", str(preds)]) == 0
     assert len(preds.read_text().splitlines()) == 41
+
+
+def test_pooling_auto_is_meanmax_for_convlm_and_mean_for_transformers():
+    from transformers import BertConfig, BertModel
+
+    from genoml.finetune_model import pooling_for
+
+    bert = BertModel(BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=16), add_pooling_layer=False)  # fmt: skip
+    assert pooling_for("auto", ConvLMModel(tiny())) == "meanmax"
+    assert pooling_for("auto", bert) == "mean"
+    assert pooling_for("cls", ConvLMModel(tiny())) == "cls"  # an explicit choice is kept
