@@ -239,8 +239,11 @@ class SequenceModel(nn.Module):
         self.encoder = encoder
         self.embedding = embedding  # one-hot embedding for baselines, None for HF encoders
         self.pooling = pooling
-        hidden = pooled_width(encoder.config.hidden_size, pooling) if arch == "hf" else encoder.hidden_size
-        self.classifier = Head(hidden, n_out, head)
+        # width of `features` (B, F): the pooled encoder states, or the net's own pooled features
+        self.feature_width = (
+            pooled_width(encoder.config.hidden_size, pooling) if arch == "hf" else encoder.hidden_size
+        )
+        self.classifier = Head(self.feature_width, n_out, head)
         self.tokenizer = tokenizer
         self.labels = labels
         self.task = task

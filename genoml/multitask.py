@@ -55,7 +55,7 @@ from genoml.finetune_model import build_model, model_name
 from genoml.inference import logits_to_scores
 from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
-from genoml.models import Head, build_baseline, pool, pooled_width
+from genoml.models import Head, build_baseline, pool
 from genoml.outputs import discard_outputs, record_outputs
 from genoml.runs import RunMeta, prepare_run_dir
 from genoml.tokenizers import build_tokenizer
@@ -160,11 +160,7 @@ def _trunk(
         return MultitaskNet.from_arch(cfg.arch, tok, n_outs), tok, 1024, cfg.arch
     fcfg = FinetuneConfig(model=cfg.base)
     seq, tok, max_tokens, _ = build_model(fcfg, model_name(fcfg, alphabet), alphabet, spaces[0])
-    if seq.arch == "hf":
-        hidden = pooled_width(seq.encoder.config.hidden_size, seq.pooling)
-        net = MultitaskNet(seq.encoder, None, hidden, n_outs, pooling=seq.pooling)
-    else:
-        net = MultitaskNet(seq.encoder, seq.embedding, seq.encoder.hidden_size, n_outs)
+    net = MultitaskNet(seq.encoder, seq.embedding, seq.feature_width, n_outs, pooling=seq.pooling)
     return net, tok, min(1024, max_tokens), seq.arch
 
 
