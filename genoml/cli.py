@@ -339,7 +339,12 @@ def embed(
     model: Annotated[str, typer.Option("--model", "-m", help="Run directory, model folder or hub id.")] = ...,
     output: Annotated[str, typer.Option("--output", "-o", help="Output .npz (ids, embeddings).")] = ...,
     layer: Annotated[int, typer.Option(help="Hidden-state layer (-1 = last, 0 = embeddings).")] = -1,
-    pooling: Annotated[str, typer.Option(help="mean | cls.")] = "mean",
+    pooling: Annotated[
+        str,
+        typer.Option(
+            help="auto | mean | cls | meanmax (auto: as finetune pools this encoder; meanmax doubles the size)."
+        ),
+    ] = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     batch_tokens: BatchTokensOpt = None,

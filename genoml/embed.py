@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import snapshot_download
 
 from genoml import models
-from genoml.config import BASELINE_MODELS
+from genoml.config import BASELINE_MODELS, POOLINGS
 from genoml.data import aggregate_windows, collate, make_windows, token_budget_batches
 from genoml.device import (
     autocast,
@@ -63,8 +63,10 @@ def embed_sequences(
     batch_tokens: int | None = None,
     precision: str = "auto",
 ) -> np.ndarray:
-    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last). Batches (B, L) run on the
-    encoder's device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
+    """-> (N, H) float32 embeddings of `layer` (index into hidden_states; -1 = last), (N, 2H) for `meanmax`
+    pooling (models.pool; "auto" is resolved as finetune resolves it). Batches (B, L) run on the encoder's
+    device (bf16 autocast on CUDA, or on CPU with precision="bf16")."""
+    pooling = models.pooling_for(pooling, encoder)
     encoder.eval()
     device = model_device(encoder)
     batch_tokens = default_batch_tokens(device, batch_tokens)
@@ -87,7 +89,7 @@ def embed_sequences(
                 out = torch.zeros(len(win.ids), pooled.shape[1])
             out[torch.as_tensor(idx)] = pooled
     if out is None:
-        return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
+        return np.zeros((0, models.pooled_width(encoder.config.hidden_size, pooling)), dtype=np.float32)
     return aggregate_windows(out, win.parent, len(seqs), "mean").numpy().astype(np.float32)
 
 
@@ -97,7 +99,7 @@ def run_embed(
     output: str,
     *,
     layer: int = -1,
-    pooling: str = "mean",
+    pooling: str = "auto",
     device: str = "auto",
     precision: str = "auto",
     batch_tokens: int | None = None,
@@ -107,8 +109,8 @@ def run_embed(
     dev = resolve_device(device)
     precision = resolve_precision(precision)
 
-    if pooling not in ("mean", "cls"):
-        raise InputError(f"--pooling {pooling}: use mean or cls")
+    if pooling not in POOLINGS:
+        raise InputError(f"--pooling {pooling}: use {', '.join(POOLINGS)}")
     check_output_file(output, flag="-o", inputs=[spec.path, spec.bed, spec.genome, model])
     if not output.endswith(".npz"):
         raise InputError(f"-o {output}: embeddings are written as .npz; give a file name ending in .npz")

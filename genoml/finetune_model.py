@@ -15,7 +15,7 @@ from huggingface_hub import snapshot_download
 from genoml.config import BASELINE_NETS, FinetuneConfig
 from genoml.data import LabelSpace
 from genoml.errors import InputError
-from genoml.models import HUB_HINT, SequenceModel, build_baseline, load_hf_encoder, max_positions
+from genoml.models import HUB_HINT, SequenceModel, build_baseline, load_hf_encoder, max_positions, pooling_for
 from genoml.presets import build_random_encoder
 from genoml.pretrained import default_model_dir
 from genoml.tokenizers import build_tokenizer, load_tokenizer
@@ -61,16 +61,6 @@ def build_model(cfg: FinetuneConfig, name: str, alphabet: str, labels: LabelSpac
         "hf", encoder, labels.n_out, tokenizer=tok, pooling=pooling, head=cfg.head, **common
     )
     return model, tok, max_tokens, name
-
-
-def pooling_for(pooling: str, encoder) -> str:
-    """--pooling, with "auto" resolved for this encoder: [mean, max] for genoml's ConvLM, whose per-position
-    features see a motif locally (random-init ConvLM, GUE mouse/0 and mouse/3, equal budgets: test MCC 42.5 and
-    71.0 with meanmax vs 7.7 and 16.2 with the mean; BENCHMARKS.md, Transfer), and the mean for transformers,
-    whose attention already mixes the sequence."""
-    if pooling != "auto":
-        return pooling
-    return "meanmax" if getattr(encoder.config, "model_type", None) == "genoml_convlm" else "mean"
 
 
 def _hub_snapshot(name: str, cfg: FinetuneConfig) -> str:

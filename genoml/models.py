@@ -57,6 +57,16 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     return torch.cat([mean, peak], dim=-1)  # (B, 2H)
 
 
+def pooling_for(pooling: str, encoder) -> str:
+    """--pooling, with "auto" resolved for this encoder: [mean, max] for genoml's ConvLM, whose per-position
+    features see a motif locally (random-init ConvLM, GUE mouse/0 and mouse/3, equal budgets: test MCC 42.5 and
+    71.0 with meanmax vs 7.7 and 16.2 with the mean; BENCHMARKS.md, Transfer), and the mean for transformers,
+    whose attention already mixes the sequence."""
+    if pooling != "auto":
+        return pooling
+    return "meanmax" if getattr(encoder.config, "model_type", None) == "genoml_convlm" else "mean"
+
+
 class Head(nn.Module):
     """Linear or small MLP head: (B, H) -> (B, C)."""
 

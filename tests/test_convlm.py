@@ -120,6 +120,16 @@ def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta
     assert main(["-q", "predict", "--model", str(run), str(data), "-o", str(preds)]) == 0
     assert len(preds.read_text().splitlines()) == 41
 
+    import numpy as np  # embed pools as finetune does: auto is [mean, max] for the ConvLM, (N, 2H)
+    width = json.loads((pre / "config.json").read_text())["hidden_size"]
+    for how, w in (("auto", 2 * width), ("meanmax", 2 * width), ("mean", width)):
+        emb = tmp_path / f"e_{how}.npz"
+        assert main(["-q", "embed", str(data), "--model", str(pre), "--pooling", how, "-o", str(emb)]) == 0
+        with np.load(emb) as z:
+            assert z["embeddings"].shape == (40, w)
+    means = np.load(tmp_path / "e_mean.npz")["embeddings"]
+    assert np.allclose(np.load(tmp_path / "e_meanmax.npz")["embeddings"][:, :width], means, atol=1e-5)
+
     more = tmp_path / "more"
     assert main(["-q", "pretrain", *dna_fasta, "--model", str(pre), *small[2:], "--max-steps", "1",
                  "--eval-fraction", "0.2", "--out", str(more)]) == 0  # fmt: skip
@@ -237,7 +247,7 @@ def test_finetune_meanmax_pooling_round_trips_through_predict(tmp_path, dna_fast
 def test_pooling_auto_is_meanmax_for_convlm_and_mean_for_transformers():
     from transformers import BertConfig, BertModel
 
-    from genoml.finetune_model import pooling_for
+    from genoml.models import pooling_for
 
     bert = BertModel(BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                 intermediate_size=16), add_pooling_layer=False)  # fmt: skip
