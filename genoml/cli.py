@@ -236,11 +236,15 @@ def pretrain(
 
 @app.command()
 def multitask(
-    datasets: Annotated[list[str], _argument(MultitaskConfig, "datasets")],
+    datasets: Annotated[list[str] | None, _argument(MultitaskConfig, "datasets")] = None,
     out: Annotated[str, _option(MultitaskConfig, "out", "--out", "-o")] = default(MultitaskConfig, "out"),
     arch: Annotated[str, _option(MultitaskConfig, "arch")] = default(MultitaskConfig, "arch"),
     base: Annotated[str | None, _option(MultitaskConfig, "base")] = None,
     exclude: Annotated[list[str] | None, _option(MultitaskConfig, "exclude")] = None,
+    shuffled: Annotated[list[str] | None, _option(MultitaskConfig, "shuffled")] = None,
+    shuffled_width: Annotated[int, _option(MultitaskConfig, "shuffled_width")] = default(
+        MultitaskConfig, "shuffled_width"
+    ),
     epochs: Annotated[int, _option(MultitaskConfig, "epochs")] = default(MultitaskConfig, "epochs"),
     batch_size: Annotated[int, _option(MultitaskConfig, "batch_size")] = default(
         MultitaskConfig, "batch_size"
@@ -254,12 +258,20 @@ def multitask(
     threads: Annotated[int | None, _option(MultitaskConfig, "threads")] = None,
     force: Annotated[bool, _option(MultitaskConfig, "force")] = False,
 ) -> None:
-    """Supervised pretraining: one trunk, one head per labelled dataset (a base for finetune --model)."""
+    """Supervised (and real-vs-shuffled self-supervised) pretraining: one trunk, one head per dataset (a base for
+    finetune --model)."""
     flags = dict(locals())  # first statement: the parameters only (see finetune)
     from genoml.multitask import run_multitask  # heavy: imports torch
 
     flags["time_budget_min"] = flags.pop("time_budget")
-    cfg = MultitaskConfig(**{**flags, "datasets": list(datasets), "exclude": list(exclude or [])})
+    cfg = MultitaskConfig(
+        **{
+            **flags,
+            "datasets": list(datasets or []),
+            "exclude": list(exclude or []),
+            "shuffled": list(shuffled or []),
+        }
+    )
     print(run_multitask(cfg, command=["genoml", *(_ARGV or sys.argv[1:])])["out"])
 
 

@@ -419,7 +419,8 @@ class PretrainConfig:
 
 @dataclass
 class MultitaskConfig:
-    """Settings of `genoml multitask` (datasets: "NAME=FILE" or FILE; exclude: files of sequences to keep out)."""
+    """Settings of `genoml multitask` (datasets: "NAME=FILE" or FILE; shuffled: unlabelled DNA for the
+    self-supervised real-vs-shuffled task; exclude: files of sequences to keep out)."""
 
     datasets: list[str] = setting(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")
     out: str = setting("runs/multitask", "Output folder (usable as finetune --model).")
@@ -434,6 +435,12 @@ class MultitaskConfig:
         "sequences (either strand) are removed and counted.",
         factory=list,
     )
+    shuffled: list[str] = setting(
+        help="Unlabelled DNA (FASTA/CSV/TSV, labels ignored; repeat): its windows beside dinucleotide-shuffled "
+        "copies form a self-supervised 'real vs shuffled' task trained with the datasets (or alone).",
+        factory=list,
+    )
+    shuffled_width: int = setting(100, "Window length (bases) cut from --shuffled sequences.")
     time_budget_min: float | None = setting(None, "Stop training after this many minutes.")
     epochs: int = setting(10, "Passes over the summed training sets (at most).")
     batch_size: int = setting(64, "Sequences per batch (one dataset per batch).")
@@ -447,10 +454,13 @@ class MultitaskConfig:
     force: bool = setting(False, "Overwrite a non-empty --out.")
 
     def validate(self) -> None:
-        if len(self.datasets) < 1:
-            raise InputError("multitask: give at least one labelled dataset (NAME=FILE or FILE)")
+        if len(self.datasets) < 1 and not self.shuffled:
+            raise InputError(
+                "multitask: give at least one labelled dataset (NAME=FILE or FILE) or --shuffled FILE"
+            )
         require(
             [
+                ("--shuffled-width", self.shuffled_width, self.shuffled_width >= 10, "at least 10"),
                 ("--arch", self.arch, self.arch in BASELINE_NETS, f"one of {', '.join(BASELINE_NETS)}"),
                 ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
                 ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),

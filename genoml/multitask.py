@@ -7,6 +7,12 @@ a batch of `batch_size` of its training sequences; the loss is that dataset's cr
 Training is the shared loop of `genoml.train` (time budget, linear lr decay, best weights by the
 mean validation MCC over datasets, on a seeded stratified `valid_fraction` of each dataset).
 
+Self-supervised task (`shuffled`): unlabelled DNA files, each cut into `shuffled_width`-base windows; every
+window (label "real") and a dinucleotide-shuffled copy of it (label "shuffled", genoml.shuffle) form one more
+binary dataset with its own head — a trunk learns what real sequence looks like beyond its dinucleotide
+content (TF-binding sets commonly use such shuffles as negatives). With `shuffled` alone the trunk is
+self-supervised; with datasets too, both kinds of pretraining share it.
+
 Leakage guard (`exclude`): files of the target task's dev/test sequences. A training sequence is
 removed when it equals, contains, or is contained in any of them, on either strand (DNA); the counts
 per dataset are reported in `metrics.json` and `genoml.json` ("exclusion"). Matching uses an index of
@@ -53,11 +59,12 @@ from genoml.device import model_device
 from genoml.errors import InputError
 from genoml.finetune_model import build_model, model_name
 from genoml.inference import logits_to_scores
-from genoml.io import InputSpec, detect_alphabet, read_records, reverse_complement
+from genoml.io import InputSpec, Record, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
 from genoml.models import Head, build_baseline, pool
 from genoml.outputs import discard_outputs, record_outputs
 from genoml.runs import RunMeta, prepare_run_dir
+from genoml.shuffle import genome_windows, real_vs_shuffled
 from genoml.tokenizers import build_tokenizer
 from genoml.train import Trainer
 
@@ -188,6 +195,21 @@ def _read(path: str):
     return recs
 
 
+def _shuffled_task(path: str, width: int, seed: int) -> list[Record]:
+    """The self-supervised task of a `--shuffled` file: its DNA cut into `width`-base windows (genoml.shuffle),
+    each window (label "real") followed by a dinucleotide shuffle of itself (label "shuffled")."""
+    recs = _read(path)
+    if detect_alphabet(r.seq for r in recs[:200]) != "dna":
+        raise InputError(f"--shuffled {path}: expected DNA (dinucleotide shuffles of DNA windows)")
+    windows = list(genome_windows((r.seq for r in recs), width))
+    if not windows:
+        raise InputError(f"--shuffled {path}: no window of {width} bases without N or other non-ACGT letters")
+    return [
+        Record(id=f"w{i // 2}.{label}", seq=seq, label=label, where=f"{path} window {i // 2 + 1}")
+        for i, (seq, label) in enumerate(real_vs_shuffled(windows, seed))
+    ]
+
+
 def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dict:
     """Train the trunk; write the folder. Returns {"out", "metrics"}."""
     cfg.validate()
@@ -202,6 +224,12 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
             raise InputError(f"multitask dataset {spec!r}: expected NAME=FILE or FILE")
         named.append((name, path))
     records = {name: _read(path) for name, path in named}
+    for i, path in enumerate(cfg.shuffled):
+        name = f"shuffled/{Path(path).name}" + (
+            f"#{i}" if any(n == f"shuffled/{Path(path).name}" for n, _ in named) else ""
+        )
+        records[name] = _shuffled_task(path, cfg.shuffled_width, cfg.seed + i)
+        named.append((name, path))
     alphabets = {name: detect_alphabet(r.seq for r in recs[:200]) for name, recs in records.items()}
     if len(set(alphabets.values())) > 1:
         raise InputError(f"multitask: datasets mix alphabets ({alphabets}); use one alphabet")
