@@ -121,6 +121,7 @@ def test_cli_pretrain_cnn_then_finetune_predict_and_continue(tmp_path, dna_fasta
     assert len(preds.read_text().splitlines()) == 41
 
     import numpy as np  # embed pools as finetune does: auto is [mean, max] for the ConvLM, (N, 2H)
+
     width = json.loads((pre / "config.json").read_text())["hidden_size"]
     for how, w in (("auto", 2 * width), ("meanmax", 2 * width), ("mean", width)):
         emb = tmp_path / f"e_{how}.npz"
