@@ -214,6 +214,7 @@ def _candidate_config(
         resume=False,
         model=name,
         strategy=strategy or ("full" if name in BASELINE_MODELS else cfg.strategy),
+        pooling="auto" if name in BASELINE_MODELS else cfg.pooling,  # --pooling is for the encoder candidates
         time_budget_min=budget_min,
         threads=threads,
         baselines=False,

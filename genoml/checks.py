@@ -38,13 +38,22 @@ def check_finetune_flags(cfg) -> None:
             f"--split-by {split_by}: needs BED intervals (--bed with --genome); "
             "use --split-by similarity for FASTA/CSV input"
         )
+    if cfg.model == "kmer-linear" and getattr(cfg, "pooling", "auto") != "auto":
+        raise InputError(f"--pooling {cfg.pooling}: kmer-linear counts k-mers and pools nothing; drop --pooling")
     positive = getattr(cfg, "positive_class", None)
     if positive is not None and not str(positive).strip():
         raise InputError("--positive-class: give a label name, e.g. --positive-class 1")
 
 
 def check_model_fits(cfg, model, tokenizer, max_tokens: int) -> None:
-    """Checks that need the built model: partial:N against its layers, --stride against its window."""
+    """Checks that need the built model: partial:N against its layers, --stride against its window, --pooling
+    against an encoder (the one-hot nets pool with their own max/mean layers)."""
+    arch = getattr(model, "arch", None)
+    if arch is not None and arch != "hf" and getattr(cfg, "pooling", "auto") != "auto":
+        raise InputError(
+            f"--pooling {cfg.pooling}: applies to encoders (transformers, genoml's ConvLM); the {arch} net pools "
+            "with its own max/mean layer; drop --pooling"
+        )
     if getattr(model, "arch", None) == "hf" and cfg.strategy_name() == "partial":
         from genoml.models import hidden_layers  # heavy (torch): the CLI imports this module for --help
 

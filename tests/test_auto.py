@@ -223,3 +223,16 @@ def test_choose_ignores_test_and_failed_candidates_and_table_shows_them():
     assert "| cnn-shallow **(chosen)** | 0.6000 | 0.1000 | – | augment + average |" in table
     with pytest.raises(GenomlError, match="no candidate finished"):
         choose([rows[1], {"candidate": "x", "valid": {"mcc": math.nan}}], "mcc")
+
+
+def test_candidates_get_pooling_only_where_it_applies(tmp_path):
+    """--pooling reaches the encoder candidates; the nets and kmer-linear keep their own pooling (a forced one
+    would be refused by them)."""
+    from genoml.auto import _candidate_config
+    from genoml.config import DataConfig, FinetuneConfig
+
+    cfg = FinetuneConfig(data=DataConfig(train="t.csv"), pooling="meanmax")
+    pooled = {
+        m: _candidate_config(cfg, m, tmp_path / m, 1.0, 1).pooling for m in ("cnn", "kmer-linear", "embedded")
+    }
+    assert pooled == {"cnn": "auto", "kmer-linear": "auto", "embedded": "meanmax"}

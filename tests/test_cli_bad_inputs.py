@@ -164,6 +164,16 @@ FLAG_CASES = [
         "--pooling: must be auto, mean, cls or meanmax, got 'x'",
     ),
     (
+        "pooling-on-a-net",  # the one-hot nets pool with their own layer: a forced pooling is refused, not ignored
+        ["finetune", "{train}", "--model", "cnn", "--pooling", "mean", "--out", "{out}"],
+        "--pooling mean: applies to encoders (transformers, genoml's ConvLM); the cnn net pools",
+    ),
+    (
+        "pooling-on-kmer-linear",
+        ["finetune", "{train}", "--model", "kmer-linear", "--pooling", "cls", "--out", "{out}"],
+        "--pooling cls: kmer-linear counts k-mers and pools nothing",
+    ),
+    (
         "task",
         ["finetune", "{train}", "--task", "x", "--out", "{out}"],
         "--task: must be one of auto, binary, multiclass, multilabel, regression, got 'x'",
