@@ -39,7 +39,9 @@ def check_finetune_flags(cfg) -> None:
             "use --split-by similarity for FASTA/CSV input"
         )
     if cfg.model == "kmer-linear" and getattr(cfg, "pooling", "auto") != "auto":
-        raise InputError(f"--pooling {cfg.pooling}: kmer-linear counts k-mers and pools nothing; drop --pooling")
+        raise InputError(
+            f"--pooling {cfg.pooling}: kmer-linear counts k-mers and pools nothing; drop --pooling"
+        )
     positive = getattr(cfg, "positive_class", None)
     if positive is not None and not str(positive).strip():
         raise InputError("--positive-class: give a label name, e.g. --positive-class 1")

@@ -67,6 +67,22 @@ def pooling_for(pooling: str, encoder) -> str:
     return "meanmax" if getattr(encoder.config, "model_type", None) == "genoml_convlm" else "mean"
 
 
+def trunk_features(
+    encoder: nn.Module,
+    embedding: nn.Module | None,
+    pooling: str,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Pooled features (B, F) of a trunk over input_ids (B, L): a transformers encoder (`embedding` None; ids
+    path, so the model keeps its own position / token-type handling) pooled over real tokens by `pool`, or a
+    one-hot net's own pooled features. The one forward of SequenceModel and genoml.multitask.MultitaskNet."""
+    if embedding is None:
+        out = encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(out.last_hidden_state, attention_mask, pooling)
+    return encoder(embedding(input_ids), attention_mask)
+
+
 class Head(nn.Module):
     """Linear or small MLP head: (B, H) -> (B, C)."""
 
@@ -270,10 +286,10 @@ class SequenceModel(nn.Module):
         return self.encoder(embeds, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.arch == "hf":  # ids path keeps position/token-type handling of the HF model
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-            return self.classifier(pool(out.last_hidden_state, attention_mask, self.pooling))
-        return self.classifier(self.features(input_ids, attention_mask))
+        embedding = None if self.arch == "hf" else self.embedding
+        return self.classifier(
+            trunk_features(self.encoder, embedding, self.pooling, input_ids, attention_mask)
+        )
 
     # -- interpretation protocol
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:

@@ -61,7 +61,7 @@ from genoml.finetune_model import build_model, model_name
 from genoml.inference import logits_to_scores
 from genoml.io import InputSpec, Record, detect_alphabet, read_records, reverse_complement
 from genoml.metrics import compute_metrics
-from genoml.models import Head, build_baseline, pool
+from genoml.models import Head, build_baseline, trunk_features
 from genoml.outputs import discard_outputs, record_outputs
 from genoml.runs import RunMeta, prepare_run_dir
 from genoml.shuffle import genome_windows, real_vs_shuffled
@@ -149,10 +149,10 @@ class MultitaskNet(nn.Module):
         return cls(base.encoder, base.embedding, base.encoder.hidden_size, n_outs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: int) -> torch.Tensor:
-        if self.hf:
-            h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.heads[task](pool(h, attention_mask, self.pooling))  # (B, H') -> (B, C_task)
-        return self.heads[task](self.encoder(self.embedding(input_ids), attention_mask))
+        features = trunk_features(
+            self.encoder, self.embedding, self.pooling, input_ids, attention_mask
+        )  # (B, H')
+        return self.heads[task](features)  # (B, C_task)
 
 
 def _trunk(
