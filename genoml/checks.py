@@ -56,7 +56,7 @@ def check_model_fits(cfg, model, tokenizer, max_tokens: int) -> None:
             f"--pooling {cfg.pooling}: applies to encoders (transformers, genoml's ConvLM); the {arch} net pools "
             "with its own max/mean layer; drop --pooling"
         )
-    if getattr(model, "arch", None) == "hf" and cfg.strategy_name() == "partial":
+    if arch == "hf" and cfg.strategy_name() == "partial":
         from genoml.models import hidden_layers  # heavy (torch): the CLI imports this module for --help
 
         n_layers = len(hidden_layers(model.encoder))

@@ -286,9 +286,8 @@ class SequenceModel(nn.Module):
         return self.encoder(embeds, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        embedding = None if self.arch == "hf" else self.embedding
         return self.classifier(
-            trunk_features(self.encoder, embedding, self.pooling, input_ids, attention_mask)
+            trunk_features(self.encoder, self.embedding, self.pooling, input_ids, attention_mask)
         )
 
     # -- interpretation protocol

@@ -225,9 +225,8 @@ def run_multitask(cfg: MultitaskConfig, command: list[str] | None = None) -> dic
         named.append((name, path))
     records = {name: _read(path) for name, path in named}
     for i, path in enumerate(cfg.shuffled):
-        name = f"shuffled/{Path(path).name}" + (
-            f"#{i}" if any(n == f"shuffled/{Path(path).name}" for n, _ in named) else ""
-        )
+        name = f"shuffled/{Path(path).name}"
+        name += f"#{i}" if name in records else ""  # the same file name twice
         records[name] = _shuffled_task(path, cfg.shuffled_width, cfg.seed + i)
         named.append((name, path))
     alphabets = {name: detect_alphabet(r.seq for r in recs[:200]) for name, recs in records.items()}

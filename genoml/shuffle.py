@@ -8,8 +8,8 @@ an arborescence into the final letter (Wilson's loop-erased random walk), the ot
 
 Dinucleotide-shuffled copies are the standard negatives of TF-binding sets (DNABERT's and GUE's mouse
 tasks among them). `real_vs_shuffled(seqs, ...)` turns unlabelled DNA into a labelled task — each real
-window (label 1) beside a shuffle of itself (label 0) — so that a trunk can learn, without labels, what
-real genomic sequence looks like beyond its dinucleotide content (`genoml multitask --shuffled FASTA`).
+window (label "real") beside a shuffle of itself (label "shuffled") — so that a trunk can learn, without
+labels, what real genomic sequence looks like beyond its dinucleotide content (`genoml multitask --shuffled`).
 """
 
 from __future__ import annotations
