@@ -1,6 +1,6 @@
 """Checkpoints on disk, with no pickle: atomic step folders that make a resumed run exact.
 
-`write_checkpoint(root, step, ...)` writes `root/step-NNNNNN.tmp/` (model and best weights as safetensors,
+`write_checkpoint(root, step, ...)` writes `root/step-NNNNNN.tmp/` (model, best and averaged weights as safetensors,
 optimizer/scheduler state as weights-only torch files, every rank's RNG state, `state.json`), writes
 `COMPLETE` last, renames it to `root/step-NNNNNN/` and prunes older complete ones; `read_checkpoint`
 reads one back for a rank; `latest_checkpoint` finds the newest complete one. Tied weights are stored
@@ -138,6 +138,7 @@ def write_checkpoint(
     rngs: list[dict],
     meta: dict,
     keep: int,
+    average: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Path, bool]:
     """Write `root/step-NNNNNN/` atomically (COMPLETE last, then rename) and prune. -> (folder, rewritten),
     `rewritten` when that step's folder existed (e.g. its final state after early stopping)."""
@@ -148,6 +149,8 @@ def write_checkpoint(
     save_tensors(model, tmp / "model.safetensors")
     if best is not None:
         save_tensors(best, tmp / "best.safetensors")
+    if average is not None:
+        save_tensors(average, tmp / "average.safetensors")
     torch.save(optimizer, tmp / "optimizer.pt")
     torch.save(scheduler, tmp / "scheduler.pt")
     _write_rng(tmp, rngs)
@@ -174,6 +177,7 @@ class SavedState:
     optimizer: dict
     scheduler: dict
     rng: dict | None
+    average: dict[str, torch.Tensor] | None = None  # the weight average (TrainConfig.ema_decay)
 
 
 def read_checkpoint(ckpt: Path, rank: int = 0) -> SavedState:
@@ -195,4 +199,7 @@ def read_checkpoint(ckpt: Path, rank: int = 0) -> SavedState:
         optimizer=torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True),
         scheduler=torch.load(ckpt / "scheduler.pt", map_location="cpu", weights_only=True),
         rng=rng,
+        average=load_tensors(ckpt / "average.safetensors")
+        if (ckpt / "average.safetensors").is_file()
+        else None,
     )

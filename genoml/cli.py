@@ -125,6 +125,7 @@ def finetune(
     lr: Annotated[float | None, _option(FinetuneConfig, "lr")] = None,
     patience: Annotated[int | None, _option(FinetuneConfig, "patience")] = None,
     grad_accum: Annotated[int, _option(FinetuneConfig, "grad_accum")] = default(FinetuneConfig, "grad_accum"),
+    ema: Annotated[float | None, _option(FinetuneConfig, "ema")] = None,
     max_tokens: Annotated[
         int | None, _option(FinetuneConfig, "max_tokens", "--window", "--max-tokens")
     ] = None,

@@ -177,6 +177,11 @@ class FinetuneConfig:
     )
     grad_accum: int = setting(1, "Gradient accumulation steps.")
     clip_norm: float = 1.0
+    ema: float | None = setting(
+        None,
+        "Keep an exponential moving average of the weights with this decay (e.g. 0.999); validation, "
+        "early stopping and the saved model use the average.",
+    )
     max_tokens: int | None = setting(None, "Tokens per window.")  # None = the model's maximum
     stride: int | None = setting(None, "Window stride in bases (default: half a window).")
     aggregate: str = setting("mean", "Combine window logits by mean | max.")
@@ -277,6 +282,7 @@ class FinetuneConfig:
                 ),
                 ("--stride", self.stride, self.stride is None or self.stride >= 1, "at least 1 base"),
                 ("--grad-accum", self.grad_accum, self.grad_accum >= 1, "at least 1"),
+                ("--ema", self.ema, self.ema is None or 0 < self.ema < 1, "in (0, 1), e.g. 0.999"),
                 ("--lr", self.lr, self.lr is None or self.lr > 0, "positive"),
                 ("--adapt-steps", self.adapt_steps, self.adapt_steps >= 0, "0 or more"),
                 ("--threshold", self.threshold, 0 <= self.threshold <= 1, "in [0, 1]"),
@@ -600,6 +606,9 @@ class TrainConfig:
     device: str | None = None  # None/"auto": CUDA when available; "cpu" keeps training on the CPU; "cuda"
     find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
     fit_schedule_to_budget: bool = True  # with a time budget, decay the lr to 0 when the budget is spent
+    ema_decay: float | None = (
+        None  # keep an exponential moving average of the weights; evals and the result use it
+    )
 
     def validate(self) -> None:
         schedules = ("linear", "cosine", "constant")
@@ -616,6 +625,7 @@ class TrainConfig:
                     ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
                     ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
                     ("schedule", self.schedule in schedules, "linear, cosine or constant"),
+                    ("ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "in (0, 1)"),
                 ]
             ]
         )

@@ -126,6 +126,44 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
     )
 
 
+# ---------------------------------------------------------------- weight averaging
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters and buffers (`TrainConfig.ema_decay`), kept by
+    torch's `AveragedModel`. After t updates the decay is min(decay, (1 + t) / (10 + t)), the usual warm-up,
+    so a short run is not dominated by its random init. Float tensors are averaged; integer buffers (batch-
+    norm counters) follow the model. `module` is never trained and stays in eval mode."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        from torch.optim.swa_utils import AveragedModel
+
+        self.decay = decay
+        self.averaged = AveragedModel(model, multi_avg_fn=self._average, use_buffers=True)
+        self.averaged.eval()
+
+    @property
+    def module(self) -> nn.Module:
+        return self.averaged.module
+
+    @torch.no_grad()
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        if not (torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0])):
+            torch._foreach_copy_(averaged, current)
+            return
+        t = float(n)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(self.decay, (1.0 + t) / (10.0 + t)))
+
+    def update(self, model: nn.Module) -> None:
+        self.averaged.update_parameters(model)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.averaged.state_dict()  # module.* and n_averaged
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        self.averaged.load_state_dict(sd)
+
+
 # ---------------------------------------------------------------- interruption
 
 
@@ -202,6 +240,7 @@ class Trainer:
         )
         self.model = model
         self._best_weights: dict[str, torch.Tensor] | Path | None = None
+        self._average: WeightAverage | None = None  # set by fit() when cfg.ema_decay
         self._saved_step = -1  # step of the last checkpoint written (same value on every rank)
 
     # -- public
@@ -219,6 +258,8 @@ class Trainer:
         optimizer = build_optimizer(self.model, cfg)
         scheduler = build_scheduler(optimizer, cfg)  # not prepared: Accelerate would step it once per process
         model, optimizer = acc.prepare(self.model, optimizer)
+        if cfg.ema_decay:
+            self._start_average(model)
         state = _State()
         ckpt = latest_checkpoint(self.out_dir) if resume else None
         if ckpt is not None:
@@ -332,6 +373,8 @@ class Trainer:
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
+                    if self._average is not None:
+                        self._average.update(self._unwrapped)
             total += loss.detach().float()
         return total / cfg.grad_accum, tokens
 
@@ -386,10 +429,13 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
         target = model if sharded else acc.unwrap_model(model)
+        if self._average is not None:  # validation, early stopping and the best weights use the average
+            target = model = self._average.module
         model.eval()
         with torch.no_grad():
             metrics = dict(self.evaluate(target) or {})
-        model.train()
+        if self._average is None:
+            model.train()
         if acc.num_processes > 1:
             box = [metrics]
             broadcast_object_list(box, from_process=0)
@@ -424,6 +470,8 @@ class Trainer:
         )
         if evaluated:
             self._eval(model, state)
+        if self._average is not None and reason != "interrupted" and state.best is None:
+            self._load_model_state(model, self._average.module.state_dict())  # no validation: the average
         if reason == "early_stop":
             state.stopped = reason
         if evaluated or self._saved_step != state.step or reason == "early_stop":
@@ -456,6 +504,16 @@ class Trainer:
             (self.out_dir / "metrics.jsonl").write_text(text)
 
     # -- weights
+
+    def _start_average(self, model) -> None:
+        from accelerate.utils import DistributedType  # heavy: accelerate
+
+        if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            raise GenomlError(
+                "a weight average (EMA) needs the full weights on each rank: use DDP or one process"
+            )
+        self._unwrapped = self.accelerator.unwrap_model(model)
+        self._average = WeightAverage(self._unwrapped, self.cfg.ema_decay)
 
     def _model_state(self, model) -> dict[str, torch.Tensor]:
         return self.accelerator.get_state_dict(model)  # full state on rank 0, also under FSDP/DeepSpeed
@@ -503,6 +561,7 @@ class Trainer:
                 rngs=rngs,
                 meta=meta,
                 keep=self.cfg.keep_checkpoints,
+                average=None if self._average is None else self._average.state_dict(),
             )
             if rewritten:
                 log.debug("checkpoint updated: %s", final)
@@ -526,6 +585,10 @@ class Trainer:
         self._load_model_state(model, saved.model)
         if saved.best is not None:
             self._best_weights = saved.best
+        if self._average is not None:
+            if saved.average is None:
+                raise GenomlError(f"resume: {ckpt} has no weight average; resume without the EMA setting")
+            self._average.load_state_dict(saved.average)
         optimizer.load_state_dict(saved.optimizer)
         scheduler.load_state_dict(saved.scheduler)
         if saved.rng is not None:

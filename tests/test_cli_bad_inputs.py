@@ -174,6 +174,11 @@ FLAG_CASES = [
         "--pooling cls: kmer-linear counts k-mers and pools nothing",
     ),
     (
+        "ema-decay",
+        ["finetune", "{train}", "--ema", "1", "--out", "{out}"],
+        "--ema: must be in (0, 1), e.g. 0.999, got 1.0",
+    ),
+    (
         "task",
         ["finetune", "{train}", "--task", "x", "--out", "{out}"],
         "--task: must be one of auto, binary, multiclass, multilabel, regression, got 'x'",

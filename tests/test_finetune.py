@@ -71,6 +71,25 @@ def test_planted_motif_cnn_learns(motif_csvs, tmp_path):
     assert m["test"]["headline"] == "mcc" and len(m["test"]["mcc_ci95"]) == 2
 
 
+def test_ema_run_keeps_the_averaged_weights(motif_csvs, tmp_path):
+    """--ema: the run learns, records the setting, and saves the weight average of its best epoch (the
+    last epoch here), not the raw weights the optimizer reached."""
+    out = tmp_path / "ema"
+    m = finetune(motif_csvs, out, "--model", "cnn", "--epochs", "8", "--no-baselines", "--ema", "0.9")
+    assert m["test"]["accuracy"] >= 0.9, m["test"]
+    assert json.loads((out / "genoml.json").read_text())["config"]["ema"] == 0.9
+    (ckpt,) = (out / "checkpoints").iterdir()
+    saved = load_file(str(out / "model.safetensors"))
+    best = load_file(str(ckpt / "best.safetensors"))
+    raw = load_file(str(ckpt / "model.safetensors"))
+    average = {k.removeprefix("module."): v for k, v in load_file(str(ckpt / "average.safetensors")).items()}
+    assert all(torch.equal(saved[k], best[k]) for k in saved)
+    assert not all(torch.equal(raw[k], average[k]) for k in raw if raw[k].is_floating_point())
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    best_step = max(evals, key=lambda r: r["mcc"])["step"]  # the first of equal maxima, as the loop keeps it
+    assert (best_step == evals[-1]["step"]) == all(torch.equal(saved[k], average[k]) for k in saved)
+
+
 @pytest.mark.parametrize("strategy", ["probe", "partial:1", "lora", "full"])
 def test_strategy_trains_only_its_parameters(strategy, motif_csvs, bert_dir, tmp_path):
     out = tmp_path / "run"

@@ -87,8 +87,9 @@ def test_training_lowers_loss_and_writes_metrics(tmp_path):
     assert train[-1]["lr"] == 0.0  # linear decay ends at 0
 
 
-def test_kill_then_resume_gives_bit_identical_weights(tmp_path):
-    reference, ref = fit(tmp_path, "ref")
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_kill_then_resume_gives_bit_identical_weights(tmp_path, ema):
+    reference, ref = fit(tmp_path, "ref", ema_decay=ema)
 
     def dying(step, rank=0, world=1):
         if step == 2 * 6 + 1:  # micro-batch inside step 7, after the checkpoint of step 4
@@ -96,14 +97,47 @@ def test_kill_then_resume_gives_bit_identical_weights(tmp_path):
         return get_batch(step, rank, world)
 
     with pytest.raises(RuntimeError, match="simulated"):
-        fit(tmp_path, "run", batch_fn=dying)
+        fit(tmp_path, "run", batch_fn=dying, ema_decay=ema)
     assert latest_checkpoint(tmp_path / "run").name == "step-000004"
-    resumed, res = fit(tmp_path, "run", model_seed=99, resume=True)  # other init: weights must come from disk
+    resumed, res = fit(tmp_path, "run", model_seed=99, resume=True, ema_decay=ema)  # other init: weights must come from disk
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert strip_time(res.history) == strip_time(ref.history)
     saved = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert strip_time(saved) == strip_time(ref.history)
+
+
+def test_weight_average_is_the_ema_of_the_trained_weights(tmp_path):
+    """ema_decay: the result (no validation) and what evaluate sees are the warm-up EMA of the weights after
+    each optimizer step, e_1 = w_1, e_t+1 = e_t + (1 - min(d, (1 + t) / (10 + t))) (w_t+1 - e_t)."""
+    model = TinyNet()
+    weights = []  # weights after each optimizer step (get_batch of step k sees those after step k - 1)
+
+    def recording(step, rank=0, world=1):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        return get_batch(step, rank, world)
+
+    c = cfg(max_steps=6, grad_accum=1, eval_every=100, checkpoint_every=100)
+    Trainer(model, c, tmp_path / "plain", get_batch=recording, loss_fn=loss_fn).fit()
+    weights = weights[1:] + [model.state_dict()]  # w_1 .. w_6
+    expected = dict(weights[0])
+    for t, w in enumerate(weights[1:], start=1):
+        keep = min(0.8, (1 + t) / (10 + t))
+        expected = {k: keep * expected[k] + (1 - keep) * w[k] for k in expected}
+    seen = []
+
+    def evaluate(m):
+        seen.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {}
+
+    averaged = TinyNet()
+    c = cfg(max_steps=6, grad_accum=1, eval_every=6, checkpoint_every=100, ema_decay=0.8)
+    Trainer(averaged, c, tmp_path / "ema", get_batch=get_batch, loss_fn=loss_fn, evaluate=evaluate).fit()
+    for k, v in averaged.state_dict().items():
+        torch.testing.assert_close(v, expected[k], msg=k)
+        torch.testing.assert_close(seen[-1][k], expected[k], msg=k)
+    assert not torch.allclose(expected["norm.weight"], weights[-1]["norm.weight"])  # the average differs
+    assert (tmp_path / "ema" / "checkpoints" / "step-000006" / "average.safetensors").is_file()
 
 
 def test_sigint_stops_with_checkpoint_and_resume_matches(tmp_path):
@@ -205,6 +239,8 @@ def test_bad_settings_are_refused(tmp_path):
         Trainer(TinyNet(), cfg(grad_accum=0), tmp_path, get_batch=get_batch, loss_fn=loss_fn)
     with pytest.raises(InputError, match="select_metric"):
         Trainer(TinyNet(), cfg(patience=2), tmp_path, get_batch=get_batch, loss_fn=loss_fn)
+    with pytest.raises(InputError, match="ema_decay"):
+        Trainer(TinyNet(), cfg(ema_decay=1.0), tmp_path, get_batch=get_batch, loss_fn=loss_fn)
 
 
 def test_save_tensors_round_trip(tmp_path):
