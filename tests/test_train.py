@@ -99,7 +99,9 @@ def test_kill_then_resume_gives_bit_identical_weights(tmp_path, ema):
     with pytest.raises(RuntimeError, match="simulated"):
         fit(tmp_path, "run", batch_fn=dying, ema_decay=ema)
     assert latest_checkpoint(tmp_path / "run").name == "step-000004"
-    resumed, res = fit(tmp_path, "run", model_seed=99, resume=True, ema_decay=ema)  # other init: weights must come from disk
+    resumed, res = fit(
+        tmp_path, "run", model_seed=99, resume=True, ema_decay=ema
+    )  # other init: weights must come from disk
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert strip_time(res.history) == strip_time(ref.history)
