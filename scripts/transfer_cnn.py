@@ -1,6 +1,7 @@
-"""Supervised transfer for the one-hot `cnn` on any visible GUE task: from scratch vs from a `genoml multitask
---arch cnn` trunk trained on the other five visible tasks' training splits (the `cnn` rows of
-scripts/transfer.py, for other targets). Each trunk excludes its target's dev and test sequences.
+"""Supervised transfer for a one-hot net (`cnn`, or `--arch cnn-shallow|rnn`) on any visible GUE task: from
+scratch vs from a `genoml multitask --arch ARCH` trunk trained on the other five visible tasks' training splits
+(the `cnn` rows of scripts/transfer.py, for other targets and architectures). Each trunk excludes its target's
+dev and test sequences.
 
 Usage: python scripts/transfer_cnn.py --tasks tf/0,tf/1 --seeds 3 --budget 5 --trunk-budget 6 --out runs/transfer-cnn
 Reads ../shared/data (skips cleanly when absent); resumable; writes OUT/summary.md and prints it.
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transfer import DATA, GUE_VISIBLE, finished, ms, run_all, shown  # noqa: E402
 
 
-def jobs(tasks: list[str], out: Path, seeds: int, budget: float, trunk_budget: float):
+def jobs(tasks: list[str], out: Path, seeds: int, budget: float, trunk_budget: float, arch: str = "cnn"):
     """-> (trunk jobs, finetune jobs keyed by (task, arm, seed)); arm "scratch" or "supervised"."""
     gue = DATA / "gue"
     trunks, runs = [], []
@@ -27,11 +28,11 @@ def jobs(tasks: list[str], out: Path, seeds: int, budget: float, trunk_budget: f
         f = {k: gue / t / f"{k}.csv" for k in ("train", "dev", "test")}
         trunk = out / t / "trunk"
         src = [f"{s.replace('/', '_')}={gue / s / 'train.csv'}" for s in GUE_VISIBLE if s != t]
-        argv = ["multitask", *src, "--exclude", str(f["dev"]), "--exclude", str(f["test"]), "--arch", "cnn"]
+        argv = ["multitask", *src, "--exclude", str(f["dev"]), "--exclude", str(f["test"]), "--arch", arch]
         trunks.append((trunk, argv + ["--time-budget", f"{trunk_budget:g}", "--epochs", "30", "--threads", "1",
                                       "--out", str(trunk), "--force"]))  # fmt: skip
         for seed in range(seeds):
-            for arm, model in (("scratch", "cnn"), ("supervised", str(trunk))):
+            for arm, model in (("scratch", arch), ("supervised", str(trunk))):
                 run = out / t / f"{arm}-seed{seed}"
                 argv = [
                     "finetune",
@@ -54,12 +55,12 @@ def jobs(tasks: list[str], out: Path, seeds: int, budget: float, trunk_budget: f
 
 
 def summarize(tasks, out: Path, a) -> str:
-    trunks, runs = jobs(tasks, out, a.seeds, a.budget, a.trunk_budget)
+    trunks, runs = jobs(tasks, out, a.seeds, a.budget, a.trunk_budget, a.arch)
     lines = [
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; test MCC ×100, mean ± sd over {a.seeds} seeds; "
         f"{a.budget:g} min per fine-tuning run, trunks {a.trunk_budget:g} min (1 thread each, two runs side by side).",
         "",
-        "| task | cnn from scratch | cnn from the multitask trunk | Δ | goal (≥ +3, beyond the larger sd) | trunk |",
+        f"| task | {a.arch} from scratch | {a.arch} from the multitask trunk | Δ | goal (≥ +3, beyond the larger sd) | trunk |",
         "|---|---|---|---|---|---|",
     ]
     for t, (trunk, _) in zip(tasks, trunks):
@@ -81,7 +82,7 @@ def summarize(tasks, out: Path, a) -> str:
     lines += [
         "",
         f"Reproduce: `python scripts/transfer_cnn.py --tasks {','.join(tasks)} --seeds {a.seeds} --budget {a.budget:g} "
-        f"--trunk-budget {a.trunk_budget:g} --out {shown(out)}`",
+        f"--trunk-budget {a.trunk_budget:g}{'' if a.arch == 'cnn' else ' --arch ' + a.arch} --out {shown(out)}`",
     ]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
@@ -94,6 +95,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=float, default=5.0, help="minutes per fine-tuning run")
     ap.add_argument("--trunk-budget", type=float, default=6.0, help="minutes per multitask trunk")
+    ap.add_argument("--arch", default="cnn", choices=("cnn", "cnn-shallow", "rnn"))
     ap.add_argument("--out", default="runs/transfer-cnn")
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()
@@ -103,7 +105,7 @@ def main() -> int:
     tasks = a.tasks.split(",")
     out = Path(a.out).resolve()
     if not a.summary_only:
-        trunks, runs = jobs(tasks, out, a.seeds, a.budget, a.trunk_budget)
+        trunks, runs = jobs(tasks, out, a.seeds, a.budget, a.trunk_budget, a.arch)
         run_all(trunks)
         run_all([(r, argv) for _, r, argv in runs])
     print(summarize(tasks, out, a))
