@@ -179,8 +179,8 @@ class FinetuneConfig:
     clip_norm: float = 1.0
     ema: float | None = setting(
         None,
-        "Keep an exponential moving average of the weights with this decay (e.g. 0.999); validation, "
-        "early stopping and the saved model use the average.",
+        "Decay of an exponential moving average of the weights that validation, early stopping and the "
+        "saved model then use, e.g. 0.999 (default: off; 0 also means off).",
     )
     max_tokens: int | None = setting(None, "Tokens per window.")  # None = the model's maximum
     stride: int | None = setting(None, "Window stride in bases (default: half a window).")
@@ -282,7 +282,7 @@ class FinetuneConfig:
                 ),
                 ("--stride", self.stride, self.stride is None or self.stride >= 1, "at least 1 base"),
                 ("--grad-accum", self.grad_accum, self.grad_accum >= 1, "at least 1"),
-                ("--ema", self.ema, self.ema is None or 0 < self.ema < 1, "in (0, 1), e.g. 0.999"),
+                ("--ema", self.ema, self.ema is None or 0 <= self.ema < 1, "in [0, 1) (0: off), e.g. 0.999"),
                 ("--lr", self.lr, self.lr is None or self.lr > 0, "positive"),
                 ("--adapt-steps", self.adapt_steps, self.adapt_steps >= 0, "0 or more"),
                 ("--threshold", self.threshold, 0 <= self.threshold <= 1, "in [0, 1]"),
@@ -312,7 +312,8 @@ class FinetuneConfig:
 # The best recipe measured so far (BENCHMARKS.md, GUE section): from-scratch and transferred
 # convolutional/recurrent nets train 30 epochs of batch 64 and keep the best validation epoch
 # (patience = epochs: a noisy validation epoch never stops them; the lr decays linearly to 0 over
-# the epochs or the time budget). Transformers keep the shorter schedule that fits a CPU.
+# the epochs or the time budget). Transformers keep the shorter schedule that fits a CPU. Weight
+# averaging (--ema) is not part of either: it was mixed across GUE tasks (BENCHMARKS.md "Weight averaging").
 RECIPES = {
     "convolutional": {"epochs": 30, "batch_size": 64, "patience": 30},
     "transformer": {"epochs": 10, "batch_size": 32, "patience": 3},

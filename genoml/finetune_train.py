@@ -233,5 +233,5 @@ def _train_config(job: Job, model, steps_per_epoch: int) -> TrainConfig:
         select_metric=headline_metric(job.labels.task) if has_valid else None,
         greater_is_better=True,
         device=cfg.device,
-        ema_decay=cfg.ema,
+        ema_decay=cfg.ema or None,
     )

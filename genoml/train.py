@@ -587,8 +587,13 @@ class Trainer:
             self._best_weights = saved.best
         if self._average is not None:
             if saved.average is None:
-                raise GenomlError(f"resume: {ckpt} has no weight average; resume without the EMA setting")
+                raise GenomlError(
+                    f"resume: {ckpt} was written without a weight average (EMA); resume with it off "
+                    "(genoml finetune --ema 0)"
+                )
             self._average.load_state_dict(saved.average)
+        elif saved.average is not None:
+            log.warning("resume: %s holds a weight average (EMA) that this run does not use", ckpt)
         optimizer.load_state_dict(saved.optimizer)
         scheduler.load_state_dict(saved.scheduler)
         if saved.rng is not None:

@@ -4,7 +4,8 @@ each arm adding its own flags, two runs at a time (1 thread each), test and vali
 Usage:
   python scripts/compare_flags.py --tasks tf/0,tf/1 --seeds 3 --budget 5 --model cnn \
       --arm "none=" --arm "ema=--ema 0.999" --out runs/ema
-Arms are NAME=FLAGS (FLAGS split on spaces; empty for the plain command). The runs of a seed are queued
+Arms are NAME=FLAGS (FLAGS split on spaces; empty for the plain command; `{task}` in FLAGS becomes the task,
+e.g. `--model runs/trunks/{task}`). The runs of a seed are queued
 next to each other, so the arms of a pair share the machine at the same time. Reads ../shared/data (skips
 cleanly when absent); resumable (finished runs are kept); writes OUT/summary.md and prints it.
 """
@@ -42,7 +43,8 @@ def jobs(a, out: Path) -> list[tuple]:
                 run = out / t / f"{arm}-seed{seed}"
                 argv = ["finetune", str(f["train"]), "--valid", str(f["dev"]), "--test", str(f["test"])]
                 argv += ["--model", a.model] if a.model else []
-                argv += ["--time-budget", f"{a.budget:g}", "--seed", str(seed), "--threads", "1", *flags]
+                argv += ["--time-budget", f"{a.budget:g}", "--seed", str(seed), "--threads", "1"]
+                argv += [x.replace("{task}", t) for x in flags]
                 argv += ["--no-baselines", "--no-attention", "--out", str(run), "--force"]
                 runs.append(((t, arm, seed), run, argv))
     return runs

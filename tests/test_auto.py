@@ -158,6 +158,7 @@ def test_rc_decision_is_recorded_and_used(tmp_path):
     assert m["rc"]["mode"] == "auto" and m["rc"]["decision"] in ("on", "off")
     assert meta["rc_average"] == (m["rc"]["decision"] == "on") == meta["config"]["rc_augment"]
     assert meta["config"]["batch_size"] == 64 and meta["config"]["patience"] == 30  # the cnn recipe
+    assert meta["config"]["ema"] is None  # weight averaging is opt-in
     out2 = tmp_path / "cnn-on"
     assert (
         main(

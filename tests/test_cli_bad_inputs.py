@@ -176,7 +176,7 @@ FLAG_CASES = [
     (
         "ema-decay",
         ["finetune", "{train}", "--ema", "1", "--out", "{out}"],
-        "--ema: must be in (0, 1), e.g. 0.999, got 1.0",
+        "--ema: must be in [0, 1) (0: off), e.g. 0.999, got 1.0",
     ),
     (
         "task",

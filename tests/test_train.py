@@ -289,3 +289,11 @@ def test_schedule_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
 def test_schedule_keeps_max_steps_without_a_budget(tmp_path):
     _, res = fit(tmp_path, "run", max_steps=12, log_every=1)
     assert res.stopped_reason == "max_steps" and res.steps == 12
+
+
+def test_resume_with_a_weight_average_needs_one_in_the_checkpoint(tmp_path):
+    from genoml.errors import GenomlError
+
+    fit(tmp_path, "run", max_steps=12, checkpoint_every=4, batch_fn=get_batch)
+    with pytest.raises(GenomlError, match="without a weight average"):
+        fit(tmp_path, "run", max_steps=24, resume=True, ema_decay=0.9)
