@@ -607,9 +607,7 @@ class TrainConfig:
     device: str | None = None  # None/"auto": CUDA when available; "cpu" keeps training on the CPU; "cuda"
     find_unused_parameters: bool = False  # DDP: set when some trainable parameters get no gradient
     fit_schedule_to_budget: bool = True  # with a time budget, decay the lr to 0 when the budget is spent
-    ema_decay: float | None = (
-        None  # keep an exponential moving average of the weights; evals and the result use it
-    )
+    ema_decay: float | None = None  # a moving average of the weights (WeightAverage) is evaluated and kept
 
     def validate(self) -> None:
         schedules = ("linear", "cosine", "constant")

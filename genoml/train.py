@@ -130,15 +130,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
 
 
 class WeightAverage:
-    """An exponential moving average of a model's parameters and buffers (`TrainConfig.ema_decay`), kept by
+    """An exponential moving average of `model`'s parameters and buffers (`TrainConfig.ema_decay`), kept by
     torch's `AveragedModel`. After t updates the decay is min(decay, (1 + t) / (10 + t)), the usual warm-up,
     so a short run is not dominated by its random init. Float tensors are averaged; integer buffers (batch-
-    norm counters) follow the model. `module` is never trained and stays in eval mode."""
+    norm counters) follow the model. `module` is never trained and stays in eval mode. t is counted on the
+    host, so an update never waits for the device."""
 
     def __init__(self, model: nn.Module, decay: float):
         from torch.optim.swa_utils import AveragedModel
 
-        self.decay = decay
+        self.source, self.decay, self._updates = model, decay, 0
         self.averaged = AveragedModel(model, multi_avg_fn=self._average, use_buffers=True)
         self.averaged.eval()
 
@@ -147,21 +148,24 @@ class WeightAverage:
         return self.averaged.module
 
     @torch.no_grad()
-    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _n: torch.Tensor) -> None:
         if not (torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0])):
             torch._foreach_copy_(averaged, current)
             return
-        t = float(n)
+        t = self._updates
         torch._foreach_lerp_(averaged, current, 1.0 - min(self.decay, (1.0 + t) / (10.0 + t)))
 
-    def update(self, model: nn.Module) -> None:
-        self.averaged.update_parameters(model)
+    def update(self) -> None:
+        """Fold the source model's current weights into the average (after an optimizer step)."""
+        self.averaged.update_parameters(self.source)
+        self._updates += 1
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.averaged.state_dict()  # module.* and n_averaged
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         self.averaged.load_state_dict(sd)
+        self._updates = int(self.averaged.n_averaged)
 
 
 # ---------------------------------------------------------------- interruption
@@ -374,7 +378,7 @@ class Trainer:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     if self._average is not None:
-                        self._average.update(self._unwrapped)
+                        self._average.update()
             total += loss.detach().float()
         return total / cfg.grad_accum, tokens
 
@@ -512,8 +516,7 @@ class Trainer:
             raise GenomlError(
                 "a weight average (EMA) needs the full weights on each rank: use DDP or one process"
             )
-        self._unwrapped = self.accelerator.unwrap_model(model)
-        self._average = WeightAverage(self._unwrapped, self.cfg.ema_decay)
+        self._average = WeightAverage(self.accelerator.unwrap_model(model), self.cfg.ema_decay)
 
     def _model_state(self, model) -> dict[str, torch.Tensor]:
         return self.accelerator.get_state_dict(model)  # full state on rank 0, also under FSDP/DeepSpeed

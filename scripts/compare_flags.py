@@ -66,10 +66,10 @@ def summarize(a, out: Path) -> str:
     for t in a.tasks.split(","):
         test, valid = {}, {}
         for arm in arms:
-            ms_ = [json.loads((r / "metrics.json").read_text()) for (tt, aa, _), r, _ in runs if (tt, aa) == (t, arm)
+            found = [json.loads((r / "metrics.json").read_text()) for (tt, aa, _), r, _ in runs if (tt, aa) == (t, arm)
                    and finished(r)]  # fmt: skip
-            test[arm] = [100 * m["test"]["mcc"] for m in ms_]
-            valid[arm] = [100 * m["valid"]["mcc"] for m in ms_]
+            test[arm] = [100 * m["test"]["mcc"] for m in found]
+            valid[arm] = [100 * m["valid"]["mcc"] for m in found]
         cells = [f"{ms(test[x], a.seeds)} ({ms(valid[x], a.seeds)})" if test[x] else "–" for x in arms]
         deltas = [
             f"{statistics.mean(test[x]) - statistics.mean(test[arms[0]]):+.1f}"
