@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 STRATEGIES = ("probe", "partial", "lora", "full")
 TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
-BASELINE_NETS = ("cnn", "cnn-shallow", "rnn")  # from-scratch torch baselines over one-hot input
+BASELINE_NETS = ("cnn", "cnn-shallow", "cnn-attn", "rnn")  # from-scratch torch baselines over one-hot input
 BASELINE_MODELS = (*BASELINE_NETS, "kmer-linear")
 # FinetuneConfig fields that `genoml bench` sets itself per run (not allowed in BenchConfig.options)
 BENCH_RESERVED = {
@@ -149,7 +149,7 @@ class FinetuneConfig:
     # None or "auto" = choose among candidates (genoml.auto); "embedded" = the shipped model
     model: str | None = setting(
         None,
-        "auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, rnn, "
+        "auto (default: train candidates, keep the best on validation), cnn, cnn-shallow, cnn-attn, rnn, "
         "kmer-linear, embedded, random:<preset>, a hub id, a model folder, or a genoml run / "
         "multitask folder as the base (its head is replaced).",
     )
@@ -431,7 +431,7 @@ class MultitaskConfig:
 
     datasets: list[str] = setting(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")
     out: str = setting("runs/multitask", "Output folder (usable as finetune --model).")
-    arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | rnn (from scratch; ignored with --base).")
+    arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | cnn-attn | rnn (from scratch; ignored with --base).")
     base: str | None = setting(
         None,
         "Start from this model's trunk: a genoml run, pretrain or multitask folder, a transformers folder, or "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import pickle
 import re
@@ -156,6 +157,14 @@ class OneHotCNN(nn.Module):
             self.hidden_size += bins * bin_channels  # plus mean features per relative-position bin
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, m = self.trunk(x, mask)
+        feats = [*masked_max_mean(h, m)]  # (B, F) each
+        if self.bins:
+            feats.append(self._binned(self.bin_proj(h), m, self.bins))
+        return torch.cat(feats, -1)  # (B, hidden_size)
+
+    def trunk(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stem, pool and residual blocks: x (B, L, A), mask (B, L) -> h (B, F, L'), m (B, 1, L'), h = 0 where m = 0."""
         m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, L)
         h = self.stem(x.transpose(1, 2) * m) * m  # (B, F, L), >= 0
         if self.pool > 1:
@@ -163,20 +172,18 @@ class OneHotCNN(nn.Module):
             m = m[:, :, :: self.pool]
         for block in self.blocks:
             h = (h + block(h)) * m  # residual; padded positions back to 0
-        feats = [*masked_max_mean(h, m)]  # (B, F) each
-        if self.bins:
-            feats.append(self._binned(self.bin_proj(h), m))
-        return torch.cat(feats, -1)  # (B, hidden_size)
+        return h, m
 
-    def _binned(self, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _binned(h: torch.Tensor, m: torch.Tensor, bins: int) -> torch.Tensor:
         """Mean of h (B, C, L) over `bins` equal stretches of each record's valid length -> (B, bins * C).
 
         Bins are relative to the record's own length, so aligned inputs (promoters around a TSS, peaks
         centred on a summit) give position-aware features whatever the padding."""
         valid = m.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
         pos = torch.arange(h.shape[-1], device=h.device, dtype=h.dtype).view(1, 1, -1)  # (1, 1, L)
-        which = (pos * self.bins / valid).floor().clamp(max=self.bins - 1).long()  # (B, 1, L)
-        assign = F.one_hot(which.squeeze(1), self.bins).to(h.dtype) * m.transpose(1, 2)  # (B, L, bins)
+        which = (pos * bins / valid).floor().clamp(max=bins - 1).long()  # (B, 1, L)
+        assign = F.one_hot(which.squeeze(1), bins).to(h.dtype) * m.transpose(1, 2)  # (B, L, bins)
         pooled = torch.bmm(h * m, assign) / assign.sum(1, keepdim=True).clamp(min=1.0)  # (B, C, bins)
         return pooled.flatten(1)
 
@@ -210,6 +217,68 @@ class ShallowCNN(nn.Module):
         for conv in self.convs:
             h = conv(h) * m  # (B, F, L)
         return torch.cat(masked_max_mean(h, m), -1)  # (B, 2F)
+
+
+class ConvAttention(nn.Module):
+    """A convolutional stem (the `cnn` stem, max-pool and residual dilated blocks) followed by transformer
+    layers over the pooled positions (motif co-occurrence and spacing, as in hybrid CNN-attention TF
+    models), pooled like `cnn`: max, mean and relative-position bins over valid positions.
+
+    forward(x (B, L, A), mask (B, L)) -> features (B, hidden_size). Padded positions are masked out of the
+    attention keys and zeroed after every layer, so a record's features do not depend on its batch mates.
+    Positions enter as fixed sinusoids over the pooled positions (any length).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        filters: int = 128,
+        kernel: int = 15,
+        conv_layers: int = 2,
+        attn_layers: int = 2,
+        heads: int = 4,
+        pool: int = 4,
+        dropout: float = 0.2,
+        bins: int = 8,
+        bin_channels: int = 32,
+    ):
+        super().__init__()
+        self.conv = OneHotCNN(channels, filters, kernel, conv_layers, pool, dropout, bins=0)  # stem + blocks
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                filters, heads, 2 * filters, dropout=0.1, batch_first=True, norm_first=True
+            )
+            for _ in range(attn_layers)
+        )
+        self.norm = nn.LayerNorm(filters)
+        self.bins = bins
+        self.hidden_size = 2 * filters
+        if bins:
+            self.bin_proj = nn.Conv1d(filters, bin_channels, 1)
+            self.hidden_size += bins * bin_channels
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, m = self.conv.trunk(x, mask)  # (B, F, L'), (B, 1, L')
+        t = h.transpose(1, 2) + _sinusoids(h.shape[-1], h.shape[1], h)  # (B, L', F)
+        pad = m.squeeze(1) == 0  # (B, L') True where padded
+        keep = m.transpose(1, 2)  # (B, L', 1)
+        for layer in self.layers:
+            t = layer(t, src_key_padding_mask=pad) * keep
+        h = self.norm(t).transpose(1, 2) * m  # (B, F, L')
+        feats = [*masked_max_mean(h, m)]
+        if self.bins:
+            feats.append(self.conv._binned(self.bin_proj(h), m, self.bins))
+        return torch.cat(feats, -1)  # (B, hidden_size)
+
+
+def _sinusoids(length: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """Fixed sinusoidal position codes (1, length, width) in like's dtype and device."""
+    pos = torch.arange(length, device=like.device, dtype=torch.float32).unsqueeze(1)  # (L, 1)
+    freq = torch.exp(torch.arange(0, width, 2, device=like.device) * (-math.log(1e4) / width))  # (W/2,)
+    code = torch.zeros(length, width, device=like.device)
+    code[:, 0::2] = torch.sin(pos * freq)
+    code[:, 1::2] = torch.cos(pos * freq)
+    return code.unsqueeze(0).to(like.dtype)
 
 
 class OneHotRNN(nn.Module):
@@ -324,13 +393,16 @@ class SequenceModel(nn.Module):
         return tuple(out.attentions)
 
 
+_NETS = {"cnn": OneHotCNN, "cnn-shallow": ShallowCNN, "cnn-attn": ConvAttention, "rnn": OneHotRNN}
+
+
 def build_baseline(name: str, tokenizer, n_out: int, *, labels, task, head="linear") -> SequenceModel:
     """`cnn` or `rnn` from scratch over one-hot input of the tokenizer's letters (char / esm)."""
     if name not in BASELINE_NETS:
         raise InputError(f"--model {name}: not a baseline network; use one of {', '.join(BASELINE_NETS)}")
     emb = one_hot_embedding(tokenizer.vocab, tokenizer.alphabet)
     channels = emb.weight.shape[1]
-    body = {"cnn": OneHotCNN, "cnn-shallow": ShallowCNN, "rnn": OneHotRNN}[name](channels)
+    body = _NETS[name](channels)
     return SequenceModel(
         name, body, n_out, tokenizer=tokenizer, labels=labels, task=task, head=head, embedding=emb
     )

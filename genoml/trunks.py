@@ -3,7 +3,7 @@
 A *base* is a folder written by genoml: a `genoml finetune` run (any architecture) or a
 `genoml multitask` folder (one trunk, one head per source task). Transformer runs are plain
 transformers folders and load through `load_hf_encoder`; this module handles the convolutional and
-recurrent trunks (`cnn`, `cnn-shallow`, `rnn`), whose `model.safetensors` holds `encoder.*` and
+recurrent trunks (`cnn`, `cnn-shallow`, `cnn-attn`, `rnn`), whose `model.safetensors` holds `encoder.*` and
 `embedding.*` (the trunk) beside `classifier.*` or `heads.*` (heads, dropped here). This is the
 head-adapter pattern (enformer-pytorch's `HeadAdapterWrapper`): trunk features (B, H) -> new head (B, C).
 
@@ -13,6 +13,7 @@ Strategies for these trunks (`--strategy`):
 - `full`: everything trains (the trunk is only an initialisation).
 
 Blocks, in input-to-output order: `cnn` = stem, residual block 1..4; `cnn-shallow` = conv 1..3;
+`cnn-attn` = stem, residual block 1..2, transformer layer 1..2;
 `rnn` = input convolution, GRU layer 1, GRU layer 2 (both directions).
 """
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from genoml.config import BASELINE_NETS
 from genoml.errors import InputError
-from genoml.models import OneHotCNN, OneHotRNN, ShallowCNN, build_baseline
+from genoml.models import ConvAttention, OneHotCNN, OneHotRNN, ShallowCNN, build_baseline
 from genoml.runs import RunMeta
 from genoml.tokenizers import load_tokenizer
 
@@ -96,6 +97,8 @@ def trunk_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
         return [list(encoder.stem.parameters())] + [list(b.parameters()) for b in encoder.blocks]
     if isinstance(encoder, ShallowCNN):
         return [list(c.parameters()) for c in encoder.convs]
+    if isinstance(encoder, ConvAttention):
+        return [list(m.parameters()) for m in _block_modules(encoder)]
     if isinstance(encoder, OneHotRNN):
         gru = encoder.rnn
         per_layer = [
@@ -136,8 +139,10 @@ def apply_trunk_strategy_(model, strategy: str, partial_layers: int = 2) -> None
     for block in trainable:
         for p in block:
             p.requires_grad_(True)
-    if strategy == "partial" and getattr(enc, "bins", 0):
-        for p in enc.bin_proj.parameters():  # position-bin projection sits after the last block
+    if strategy == "partial":  # what sits after the last block: position-bin projection, final norm
+        after = [enc.bin_proj] if getattr(enc, "bins", 0) else []
+        after += [enc.norm] if isinstance(enc, ConvAttention) else []
+        for p in (p for m in after for p in m.parameters()):
             p.requires_grad_(True)
     live_modules = _block_modules(enc)[len(blocks) - len(trainable) :] if trainable else []
     live = {id(m) for mod in live_modules for m in mod.modules()}
@@ -151,6 +156,8 @@ def _block_modules(enc: nn.Module) -> list[nn.Module]:
         return [enc.stem, *enc.blocks]
     if isinstance(enc, ShallowCNN):
         return list(enc.convs)
+    if isinstance(enc, ConvAttention):
+        return [enc.conv.stem, *enc.conv.blocks, *enc.layers]
     if isinstance(enc, OneHotRNN):
         return [enc.conv] + [enc.rnn] * enc.rnn.num_layers
     return []

@@ -95,7 +95,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=float, default=5.0, help="minutes per fine-tuning run")
     ap.add_argument("--trunk-budget", type=float, default=6.0, help="minutes per multitask trunk")
-    ap.add_argument("--arch", default="cnn", choices=("cnn", "cnn-shallow", "rnn"))
+    ap.add_argument("--arch", default="cnn", choices=("cnn", "cnn-shallow", "cnn-attn", "rnn"))
     ap.add_argument("--out", default="runs/transfer-cnn")
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()

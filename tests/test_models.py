@@ -6,15 +6,19 @@ import pytest
 import torch
 
 from genoml.config import DataConfig, FinetuneConfig
-from genoml.models import OneHotCNN, ShallowCNN
+from genoml.models import ConvAttention, OneHotCNN, ShallowCNN
 
 
 @pytest.mark.parametrize("length", [1, 2, 7, 30])
-@pytest.mark.parametrize("arch", ["cnn", "cnn-shallow"])
+@pytest.mark.parametrize("arch", ["cnn", "cnn-shallow", "cnn-attn"])
 def test_cnn_features_do_not_depend_on_padding(length, arch):
     """A record alone and the same record padded next to a longer one give the same features (eval mode)."""
     torch.manual_seed(0)
-    net = (OneHotCNN(4, filters=16, layers=3, bins=3) if arch == "cnn" else ShallowCNN(4, filters=16)).eval()
+    net = {
+        "cnn": lambda: OneHotCNN(4, filters=16, layers=3, bins=3),
+        "cnn-shallow": lambda: ShallowCNN(4, filters=16),
+        "cnn-attn": lambda: ConvAttention(4, filters=16, heads=2, bins=3),
+    }[arch]().eval()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, length)), 4).float()  # (1, L, 4)
     alone = net(x, torch.ones(1, length))
     padded = torch.cat([x, torch.zeros(1, 41 - length, 4)], 1)  # (1, 41, 4)

@@ -51,6 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         for name, model in (
             ("cnn", "cnn"),
             ("cnn-shallow", "cnn-shallow"),
+            ("cnn-attn", "cnn-attn"),
             ("kmer-linear", "kmer-linear"),
             ("bert", str(bert)),
         ):
@@ -139,6 +140,7 @@ def same_rows(a: list[dict], b: list[dict]) -> bool:
         "kmer-linear",
         "cnn",
         "cnn-shallow",
+        "cnn-attn",
     ],
 )
 def test_chunk_and_batch_size_do_not_change_rows(model, runs, tmp_path, capsys):

@@ -91,10 +91,11 @@ def test_cnn_run_is_a_base_with_a_new_head(strategy, data, cnn_base, tmp_path):
     )
 
 
-def test_rnn_and_shallow_runs_are_bases_too(data, tmp_path):
+def test_rnn_shallow_and_attn_runs_are_bases_too(data, tmp_path):
     for arch, first, last in (
         ("rnn", "encoder.conv.", "encoder.rnn.weight_ih_l1"),
         ("cnn-shallow", "encoder.convs.0.", "encoder.convs.2."),
+        ("cnn-attn", "encoder.conv.blocks.1.", "encoder.layers.1."),
     ):
         base = tmp_path / arch
         assert finetune(data, base, arch, "--epochs", "1") == 0
