@@ -431,7 +431,9 @@ class MultitaskConfig:
 
     datasets: list[str] = setting(help="Labelled files (CSV/TSV/FASTA), each FILE or NAME=FILE.")
     out: str = setting("runs/multitask", "Output folder (usable as finetune --model).")
-    arch: str = setting("cnn", "Trunk: cnn | cnn-shallow | cnn-attn | rnn (from scratch; ignored with --base).")
+    arch: str = setting(
+        "cnn", "Trunk: cnn | cnn-shallow | cnn-attn | rnn (from scratch; ignored with --base)."
+    )
     base: str | None = setting(
         None,
         "Start from this model's trunk: a genoml run, pretrain or multitask folder, a transformers folder, or "
