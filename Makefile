@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: the default (`--model auto`: k-mer, cnn and cnn-shallow candidates, chosen on validation) on the
+## demo: the default (`--model auto`: k-mer, cnn-attn and cnn-shallow candidates, chosen on validation) on the
 ## planted-motif task, printed beside the candidates it beat; then predict with the chosen run
 demo: install
 	$(GENOML) finetune data/motif/train.csv --valid data/motif/valid.csv --test data/motif/test.csv \

@@ -1,7 +1,7 @@
 """`--model auto` (the default): train candidate models within the time budget, keep the best on validation.
 
 Contract:
-- every candidate (`kmer-linear`, `cnn`, `cnn-shallow`, plus `--candidates name[:strategy]` such as a
+- every candidate (`kmer-linear`, `cnn-attn`, `cnn-shallow`, plus `--candidates name[:strategy]` such as a
   genoml run folder, the embedded transformer `embedded:partial:2` or a hub id) is an ordinary
   `genoml finetune` run written under `OUT/candidates/<NN-name>/`, on the same splits and seed;
 - the winner is the candidate with the best **validation** headline metric (MCC, or Spearman for
@@ -49,7 +49,7 @@ from genoml.runs import RunMeta, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CANDIDATES = ("kmer-linear", "cnn", "cnn-shallow")
+DEFAULT_CANDIDATES = ("kmer-linear", "cnn-attn", "cnn-shallow")  # cnn-attn replaced cnn (BENCHMARKS.md)
 DEFAULT_BUDGET_MIN = 5.0  # whole --model auto run when no --time-budget is given
 RC_TOLERANCE = (
     0.01  # strand-symmetric k-mer model within this validation MCC of the strand-aware one -> rc on

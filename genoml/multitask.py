@@ -18,7 +18,7 @@ removed when it equals, contains, or is contained in any of them, on either stra
 per dataset are reported in `metrics.json` and `genoml.json` ("exclusion"). Matching uses an index of
 k-mer anchors (k = the shortest sequence length, at most 16) and exact substring checks.
 
-The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, rnn) or, with `base`, the trunk of any
+The trunk is a from-scratch net (`arch`: cnn, cnn-shallow, cnn-attn, rnn) or, with `base`, the trunk of any
 model `finetune --model` takes: a genoml cnn/cnn-shallow/rnn run or multitask folder (trained further),
 or an encoder (a transformers folder, genoml's ConvLM or transformer pretrain folders, `embedded`):
 then self-supervised and supervised pretraining combine (the base's weights are the starting point)
@@ -144,7 +144,7 @@ class MultitaskNet(nn.Module):
 
     @classmethod
     def from_arch(cls, arch: str, tokenizer, n_outs: list[int]) -> MultitaskNet:
-        """A from-scratch cnn / cnn-shallow / rnn trunk over one-hot input."""
+        """A from-scratch cnn / cnn-shallow / cnn-attn / rnn trunk over one-hot input."""
         base = build_baseline(arch, tokenizer, n_outs[0], labels=["0"] * n_outs[0], task="multiclass")
         return cls(base.encoder, base.embedding, base.encoder.hidden_size, n_outs)
 
