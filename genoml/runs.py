@@ -61,7 +61,7 @@ class RunMeta:
     """
 
     kind: str  # finetuned | pretrained | multitask
-    arch: str  # hf | cnn | cnn-shallow | cnn-attn | rnn | kmer-linear, or the model_type of a pretrained folder
+    arch: str  # hf | a baseline net | kmer-linear, or the model_type of a pretrained folder
     alphabet: str | None = None  # dna | protein
     tokenizer: str | None = None  # tokenizer spec (char, kmer:6, esm, hf, ...)
     max_tokens: int | None = None
